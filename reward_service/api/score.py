@@ -1,0 +1,144 @@
+"""``POST /v1/score``: the composite reward of a batch of report pairs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from reward_service import metrics
+from reward_service.api.deps import EngineDep, RequestGateDep, SettingsDep
+from reward_service.api.schemas import (
+    ComponentScore,
+    ErrorResponse,
+    ScoredItem,
+    ScoreRequest,
+    ScoreResponse,
+    Timings,
+)
+from reward_service.engine import BatchReward, RewardEngine
+from reward_service.scorers import ScoreItem
+from reward_service.settings import Settings
+
+router = APIRouter(tags=["scoring"])
+
+
+class ServiceFull(Exception):
+    """Raised when the service already holds as many score requests as it may; mapped to 429."""
+
+
+def check_request(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> None:
+    """Refuse what cannot be scored as a whole, with a message that says what to fix."""
+    count = len(request.items)
+    if count == 0:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "items is empty: send at least one item")
+    if count > settings.max_items_per_request:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"{count} items exceed the limit of {settings.max_items_per_request} per request "
+            "(UNIRG_MAX_ITEMS_PER_REQUEST): split the batch",
+        )
+    try:
+        engine.resolve(request.profile)
+    except KeyError:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"profile {request.profile!r} is not loaded; loaded profiles: {', '.join(sorted(engine.profiles))} "
+            "(start the service with --profile or UNIRG_EXTRA_PROFILES to load others)",
+        ) from None
+    limit = settings.max_report_chars
+    for index, item in enumerate(request.items):
+        for field_name in ("reference", "prior_report"):
+            text = getattr(item, field_name)
+            if text is not None and len(text) > limit:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    f"items[{index}].{field_name} has {len(text)} characters, over the limit of {limit} "
+                    "(UNIRG_MAX_REPORT_CHARS): shorten it or raise the limit",
+                )
+
+
+def build_response(batch: BatchReward, return_details: bool) -> list[ScoredItem]:
+    weights = {c.component_key: c.weight for c in batch.profile.profile.components}
+    scored = []
+    for item_reward in batch.items:
+        components = {
+            key: ComponentScore(
+                score=result.score,
+                weight=weights[key],
+                contribution=item_reward.composite.contributions.get(key),
+                details=result.details if return_details else None,
+                error=result.error,
+            )
+            for key, result in item_reward.components.items()
+        }
+        scored.append(
+            ScoredItem(
+                id=item_reward.item.id,
+                reward=item_reward.composite.reward,
+                components=components,
+                errors=item_reward.composite.errors,
+            )
+        )
+    return scored
+
+
+@router.post(
+    "/v1/score",
+    response_model=ScoreResponse,
+    responses={
+        404: {"model": ErrorResponse, "description": "The profile is not loaded."},
+        413: {"model": ErrorResponse, "description": "Too many items in one request."},
+        422: {"model": ErrorResponse, "description": "Malformed request or a report over the length limit."},
+        429: {"model": ErrorResponse, "description": "The service is full; retry after Retry-After seconds."},
+    },
+)
+async def score(
+    request: ScoreRequest, engine: EngineDep, settings: SettingsDep, gate: RequestGateDep
+) -> ScoreResponse:
+    """Score report pairs with a profile's composite reward.
+
+    A candidate longer than ``UNIRG_MAX_REPORT_CHARS`` is not scored: that item alone gets a null reward
+    and an error, since it comes from the policy under training and must not fail its neighbours.
+    """
+    check_request(request, engine, settings)
+    if gate.locked():
+        metrics.REJECTED.inc()
+        raise ServiceFull()
+    async with gate:
+        metrics.IN_FLIGHT.inc()
+        try:
+            return await _score(request, engine, settings)
+        finally:
+            metrics.IN_FLIGHT.dec()
+
+
+async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> ScoreResponse:
+    limit = settings.max_report_chars
+    items: list[ScoreItem] = []
+    oversize: dict[int, str] = {}
+    for index, raw in enumerate(request.items):
+        item_id = raw.id if raw.id is not None else str(index)
+        if len(raw.candidate) > limit:
+            oversize[index] = (
+                f"candidate has {len(raw.candidate)} characters, over the limit of {limit} "
+                "(UNIRG_MAX_REPORT_CHARS); not scored"
+            )
+            continue
+        items.append(ScoreItem(item_id, raw.reference, raw.candidate, raw.prior_report, raw.context))
+    batch = await engine.score(items, request.profile)
+    scored = iter(build_response(batch, request.return_details) if items else [])
+    response_items = []
+    for index, raw in enumerate(request.items):
+        if index in oversize:
+            item_id = raw.id if raw.id is not None else str(index)
+            response_items.append(ScoredItem(id=item_id, reward=None, components={}, errors=[oversize[index]]))
+        else:
+            response_items.append(next(scored))
+    return ScoreResponse(
+        profile=batch.profile.profile.name,
+        profile_hash=batch.profile.hash,
+        items=response_items,
+        timings=Timings(
+            total_ms=batch.total_seconds * 1000,
+            components_ms={key: seconds * 1000 for key, seconds in batch.component_seconds.items()},
+        ),
+    )

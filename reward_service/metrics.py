@@ -1,0 +1,53 @@
+"""Prometheus metrics of the service, all under the ``unirg_`` prefix, served at ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("unirg_requests_total", "HTTP requests by route and status code.", ["route", "status"])
+ITEMS = Counter("unirg_items_total", "Items scored, by profile.", ["profile"])
+REQUEST_LATENCY = Histogram(
+    "unirg_request_latency_seconds",
+    "Latency of HTTP requests by route.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+COMPONENT_LATENCY = Histogram(
+    "unirg_component_latency_seconds",
+    "Time one component takes to score one request's batch.",
+    ["component"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+COMPONENT_ERRORS = Counter("unirg_component_errors_total", "Items a component failed to score.", ["component"])
+IN_FLIGHT = Gauge("unirg_requests_in_flight", "Score requests being processed.")
+REJECTED = Counter("unirg_requests_rejected_total", "Requests refused with 429 because the service was full.")
+
+# --- model scorers: dynamic batching and the reference cache ----------------------------------
+BATCH_SIZE = Histogram(
+    "unirg_batch_size",
+    "Distinct items in one model forward batch.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+BATCH_TOKENS = Histogram(
+    "unirg_batch_padded_tokens",
+    "Padded tokens (items x longest item) in one model forward batch.",
+    ["model"],
+    buckets=(64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536),
+)
+BATCH_SECONDS = Histogram(
+    "unirg_batch_seconds",
+    "Time one model batch takes in the worker thread.",
+    ["model"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BATCH_RETRIES = Counter(
+    "unirg_batch_retries_total", "Batches that failed as a whole and were retried item by item.", ["model"]
+)
+BATCHER_QUEUE_DEPTH = Gauge("unirg_batcher_queue_depth", "Items waiting for a model batch.", ["model"])
+BATCHER_REJECTED = Counter(
+    "unirg_batcher_rejected_items_total", "Items refused because a model queue was full.", ["model"]
+)
+CACHE_HITS = Counter("unirg_reference_cache_hits_total", "Reference cache hits.", ["cache"])
+CACHE_MISSES = Counter("unirg_reference_cache_misses_total", "Reference cache misses.", ["cache"])
+CACHE_ENTRIES = Gauge("unirg_reference_cache_entries", "Entries held in a reference cache.", ["cache"])

@@ -1,0 +1,58 @@
+"""The scorer registry: registered name -> ``module:Class``.
+
+Adding a metric is one module under ``reward_service/scorers/`` plus one line here. Classes are
+imported on first use, so a service-only install never imports torch for a profile without model
+scorers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from reward_service.scorers.base import (
+    RuleScorer,
+    Scorer,
+    ScoreItem,
+    ScorerKind,
+    ScorerOptions,
+    ScoreResult,
+    describe_exception,
+)
+
+REGISTRY: dict[str, str] = {
+    "bleu2": "reward_service.scorers.bleu:Bleu2Scorer",
+    "bleu": "reward_service.scorers.bleu:Bleu4Scorer",
+    "rouge_l": "reward_service.scorers.rouge:RougeLScorer",
+    "report_guard": "reward_service.scorers.report_guard:ReportGuardScorer",
+}
+
+
+class UnknownScorerError(KeyError):
+    def __str__(self) -> str:
+        return f"unknown scorer {self.args[0]!r}; registered scorers: {', '.join(sorted(REGISTRY))}"
+
+
+@cache
+def scorer_class(name: str) -> type[Scorer]:
+    """The class registered under ``name``, imported on first use."""
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise UnknownScorerError(name) from None
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+__all__ = [
+    "REGISTRY",
+    "RuleScorer",
+    "ScoreItem",
+    "ScoreResult",
+    "Scorer",
+    "ScorerKind",
+    "ScorerOptions",
+    "UnknownScorerError",
+    "describe_exception",
+    "scorer_class",
+]

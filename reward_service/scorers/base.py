@@ -1,0 +1,127 @@
+"""What a scorer is: a small class that scores a batch of (reference, candidate) items.
+
+A scorer never lets one bad item fail its neighbours: it returns one :class:`ScoreResult` per item,
+and an item that could not be scored carries ``score=None`` and an ``error`` instead of raising.
+The engine adds a second guard around each ``score_batch`` call, so even a scorer that raises for a
+whole batch only turns that component's results into errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from reward_service.settings import Settings
+
+
+class ScorerKind(StrEnum):
+    RULE = "rule"
+    MODEL = "model"
+    JUDGE = "judge"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreItem:
+    """One report pair to score. ``context`` holds free-text fields such as ``indication``."""
+
+    id: str
+    reference: str
+    candidate: str
+    prior_report: str | None = None
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ScoreResult:
+    """A scorer's verdict on one item: ``score`` is None exactly when ``error`` says why."""
+
+    score: float | None
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, error: str, **details: Any) -> ScoreResult:
+        return cls(score=None, details=details, error=error)
+
+
+def describe_exception(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class ScorerOptions(BaseModel):
+    """Base of every scorer's options; unknown keys in a profile are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scorer(ABC):
+    """Base class of every metric.
+
+    Subclasses set ``kind`` and ``description``, may declare an ``Options`` model (validated when a
+    profile is loaded) and ``requires`` (keys of other components in the same profile whose results
+    this one reads, e.g. RadCliQ reads BERTScore, SembScore, RadGraph and BLEU-2).
+    """
+
+    kind: ClassVar[ScorerKind]
+    description: ClassVar[str]
+    Options: ClassVar[type[ScorerOptions]] = ScorerOptions
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, options: ScorerOptions, settings: Settings) -> None:
+        self.name = name
+        self.options = options
+        self.settings = settings
+
+    async def load(self) -> None:
+        """Load weights or open connections. Called once at start-up, before the service is ready."""
+
+    async def close(self) -> None:
+        """Release what ``load`` acquired."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this scorer's numbers beyond its options (model revision, weight hashes)."""
+        return {}
+
+    def readiness(self) -> dict[str, Any]:
+        """Extra state shown in ``/readyz`` (e.g. a judge cache that is down)."""
+        return {}
+
+    @abstractmethod
+    async def score_batch(
+        self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
+    ) -> list[ScoreResult]:
+        """Score every item; ``upstream`` maps each key in ``requires`` to that component's results."""
+
+
+class RuleScorer(Scorer):
+    """A deterministic, CPU-cheap scorer that scores one item at a time on the event loop."""
+
+    kind = ScorerKind.RULE
+    #: Batches larger than this are scored in a worker thread so the event loop stays responsive.
+    inline_batch_limit: ClassVar[int] = 256
+
+    @abstractmethod
+    def score_one(self, item: ScoreItem) -> ScoreResult:
+        """Score one item; may raise, the failure then stays with that item."""
+
+    def score_items(self, items: Sequence[ScoreItem]) -> list[ScoreResult]:
+        results = []
+        for item in items:
+            try:
+                results.append(self.score_one(item))
+            except Exception as exc:  # one bad item must not fail its neighbours
+                results.append(ScoreResult.failed(describe_exception(exc)))
+        return results
+
+    async def score_batch(
+        self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
+    ) -> list[ScoreResult]:
+        if len(items) <= self.inline_batch_limit:
+            return self.score_items(items)
+        return await asyncio.to_thread(self.score_items, items)

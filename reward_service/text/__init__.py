@@ -1,0 +1,1 @@
+"""Text processing shared by the rule-based scorers: tokenisers, sentence splitting, report labelers."""
