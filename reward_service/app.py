@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from reward_service import metrics
-from reward_service.api import health, profiles, score
+from reward_service.api import health, openrlhf, profiles, score
 from reward_service.api.score import ServiceFull
 from reward_service.engine import RewardEngine
 from reward_service.settings import Settings, get_settings
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(score.router)
     app.include_router(profiles.router)
     app.include_router(health.router)
+    app.include_router(openrlhf.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,8 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from reward_service.composite import ProfileError, load_profile, shipped_profiles
+from reward_service.models.cli import models_app
 from reward_service.scorers import ScoreItem
 from reward_service.settings import Settings
+from trainer.cli import train as train_command
 
 app = typer.Typer(
     help="UniRG: clinically grounded rewards for radiology report generation.",
@@ -28,6 +30,8 @@ app = typer.Typer(
 )
 profiles_app = typer.Typer(help="List and show reward profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
+app.add_typer(models_app, name="models")
+app.command("train")(train_command)  # trainer/cli.py; imports TRL only when run
 console = Console()
 
 
@@ -229,6 +233,27 @@ def profiles_show(name: Annotated[str, typer.Argument(help="Shipped profile name
         console.print(f"[red]{exc}")
         raise typer.Exit(2) from None
     console.print_json(profile.model_dump_json())
+
+
+@app.command("settings")
+def settings_table(
+    markdown: Annotated[bool, typer.Option(help="Print a Markdown table (the README's configuration table).")] = False,
+) -> None:
+    """Show every UNIRG_ setting: its environment variable, default and meaning."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "(unset)" if default is None else json.dumps(default, default=str)
+        rows.append((f"UNIRG_{name.upper()}", shown, field.description or ""))
+    if markdown:
+        print("| variable | default | meaning |\n| --- | --- | --- |")
+        for variable, default, meaning in rows:
+            print(f"| `{variable}` | `{default}` | {meaning} |")
+        return
+    table = Table("variable", "default", "meaning")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 
 from reward_service import metrics
 from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
-from reward_service.scorers import Scorer, ScoreItem, ScoreResult, describe_exception, scorer_class
+from reward_service.scorers import ScoreItem, Scorer, ScoreResult, describe_exception, scorer_class
 from reward_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -164,8 +164,13 @@ class RewardEngine:
         return {
             "profiles": sorted(self.profiles),
             "default_profile": self.default_profile,
+            # Keyed by component key, which is unique within a profile; the first profile using a
+            # shared scorer names it.
             "scorers": {
-                scorer.name: details for scorer in self.pool.scorers() if (details := scorer.readiness())
+                key: details
+                for loaded in self.profiles.values()
+                for key, scorer in loaded.scorers.items()
+                if (details := scorer.readiness())
             },
         }
 

@@ -51,3 +51,36 @@ BATCHER_REJECTED = Counter(
 CACHE_HITS = Counter("unirg_reference_cache_hits_total", "Reference cache hits.", ["cache"])
 CACHE_MISSES = Counter("unirg_reference_cache_misses_total", "Reference cache misses.", ["cache"])
 CACHE_ENTRIES = Gauge("unirg_reference_cache_entries", "Entries held in a reference cache.", ["cache"])
+
+# --- LLM judge (reward_service/judge) ---------------------------------------------------------------
+JUDGE_CALLS = Counter(
+    "unirg_judge_calls_total",
+    "Judge HTTP/model calls by outcome: ok, server_error, rate_limited, transport_error, bad_request, "
+    "bad_response, breaker_open.",
+    ["outcome"],
+)
+JUDGE_CALL_LATENCY = Histogram(
+    "unirg_judge_call_latency_seconds",
+    "Latency of one judge call (one attempt), seconds.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+JUDGE_IN_FLIGHT = Gauge("unirg_judge_calls_in_flight", "Judge calls in flight.")
+JUDGE_PARSE_FAILURES = Counter(
+    "unirg_judge_parse_failures_total", "Judge answers that could not be parsed (each attempt).", ["style"]
+)
+JUDGE_CACHE_HITS = Counter("unirg_judge_cache_hits_total", "Judge verdicts served from the cache.", ["cache"])
+JUDGE_CACHE_MISSES = Counter("unirg_judge_cache_misses_total", "Judge cache lookups that missed.", ["cache"])
+JUDGE_CACHE_ERRORS = Counter(
+    "unirg_judge_cache_errors_total",
+    "Cache operations that failed or timed out (the judge is called instead): get, set, bypassed.",
+    ["operation"],
+)
+JUDGE_SHARED = Counter(
+    "unirg_judge_shared_total", "Items that waited for an identical judge call already in flight."
+)
+JUDGE_BREAKER_STATE = Gauge(
+    "unirg_judge_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["circuit"]
+)
+JUDGE_INJECTION_FLAGS = Counter(
+    "unirg_judge_injection_flags_total", "Candidates flagged for instruction-like content, by pattern.", ["flag"]
+)

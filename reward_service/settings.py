@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         description="Where `unirg models fetch` puts weights and model scorers look for them.",
     )
     device: str = Field("auto", description="Torch device for model scorers: auto, cpu, cuda, cuda:N.")
+    model_download: bool = Field(
+        False,
+        description="Let model scorers download missing weights from the Hugging Face hub at start-up; off, "
+        "weights come only from local paths and model_cache_dir (fill it with `unirg models fetch`).",
+    )
     batch_token_budget: int = Field(
         16384,
         ge=1,
@@ -145,13 +150,13 @@ class Settings(BaseSettings):
         "unirg:judge", description="Prefix of judge cache keys; change it to start a fresh cache."
     )
     judge_cache_ttl_s: int = Field(
-        30 * 24 * 3600, ge=1, description="Lifetime of a cached judge verdict in Redis, seconds."
+        30 * 24 * 3600, ge=1, description="Lifetime of a cached judge verdict (Redis or the in-process LRU), seconds."
     )
     judge_cache_timeout_s: float = Field(
         0.25, gt=0, description="Timeout of one Redis operation; slower means a miss, never an error."
     )
     judge_cache_retry_s: float = Field(
-        5.0, gt=0, description="After a Redis failure, seconds to bypass Redis before trying it again."
+        5.0, gt=0, description="After 3 Redis failures in a row, seconds to bypass Redis before trying it again."
     )
     judge_cache_lru_size: int = Field(
         100_000, ge=0, description="Entries of the in-process LRU used when `UNIRG_REDIS_URL` is unset."

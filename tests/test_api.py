@@ -41,8 +41,14 @@ def rouge_service(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_valid_batch_returns_rewards_with_breakdown(rouge_service: str) -> None:
     candidates = [REFERENCE, "Normal heart. Clear lungs.", "Large right pneumothorax."]
-    response = post(rouge_service, {"items": [{"id": f"c{i}", "reference": REFERENCE, "candidate": c}
-                                               for i, c in enumerate(candidates)]})
+    response = post(
+        rouge_service,
+        {
+            "items": [
+                {"id": f"c{i}", "reference": REFERENCE, "candidate": c} for i, c in enumerate(candidates)
+            ]
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["profile"] == "rouge-only"
@@ -66,7 +72,9 @@ def test_ids_default_to_the_item_index_and_details_can_be_left_out(rouge_service
 
 
 def test_request_may_select_another_loaded_profile(rouge_service: str) -> None:
-    body = post(rouge_service, {"profile": "default", "items": [{"reference": REFERENCE, "candidate": REFERENCE}]})
+    body = post(
+        rouge_service, {"profile": "default", "items": [{"reference": REFERENCE, "candidate": REFERENCE}]}
+    )
     assert body.status_code == 200
     assert body.json()["profile"] == "default"
     assert body.json()["items"][0]["reward"] > 0.9
@@ -122,12 +130,18 @@ def test_oversize_batch_is_refused_with_the_limit(rouge_service: str) -> None:
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({"items": [{"reference": 1, "candidate": "x"}]}, "items.0.reference: Input should be a valid string"),
+        (
+            {"items": [{"reference": 1, "candidate": "x"}]},
+            "items.0.reference: Input should be a valid string",
+        ),
         ({"items": [{"reference": "x"}]}, "items.0.candidate: Field required"),
         ({"items": "not a list"}, "items: Input should be a valid list"),
         ({}, "items: Field required"),
         ({"items": [{"reference": "x", "candidate": "y", "extra": 1}]}, "items.0.extra: Extra inputs"),
-        ({"items": [{"reference": "x", "candidate": "y", "context": {"indication": 3}}]}, "context.indication"),
+        (
+            {"items": [{"reference": "x", "candidate": "y", "context": {"indication": 3}}]},
+            "context.indication",
+        ),
     ],
 )
 def test_malformed_requests_get_422_naming_the_field(rouge_service: str, body: object, fragment: str) -> None:
@@ -176,6 +190,8 @@ def test_health_readiness_metrics_and_docs(rouge_service: str) -> None:
     assert httpx.get(f"{rouge_service}/docs").status_code == 200
 
 
-def test_serve_refuses_a_bad_profile_before_binding(start_service: Callable[..., str], tmp_path: Path) -> None:
+def test_serve_refuses_a_bad_profile_before_binding(
+    start_service: Callable[..., str], tmp_path: Path
+) -> None:
     with pytest.raises(RuntimeError, match=r"no profile 'missing\.yaml'"):
         start_service(profile="missing.yaml")

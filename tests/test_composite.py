@@ -101,14 +101,22 @@ def test_combine_weights_and_transforms() -> None:
 
 
 def test_failed_required_component_gives_null_not_zero() -> None:
-    results = {"rouge_l": ScoreResult(0.8), "bleu2": ScoreResult.failed("boom"), "report_guard": ScoreResult(1)}
+    results = {
+        "rouge_l": ScoreResult(0.8),
+        "bleu2": ScoreResult.failed("boom"),
+        "report_guard": ScoreResult(1),
+    }
     combined = combine(TWO_COMPONENTS, results)
     assert combined.reward is None
     assert "bleu2: boom" in combined.errors
 
 
 def test_failed_optional_component_rescales_the_rest() -> None:
-    results = {"rouge_l": ScoreResult.failed("boom"), "bleu2": ScoreResult(0.2), "report_guard": ScoreResult(1)}
+    results = {
+        "rouge_l": ScoreResult.failed("boom"),
+        "bleu2": ScoreResult(0.2),
+        "report_guard": ScoreResult(1),
+    }
     combined = combine(TWO_COMPONENTS, results)
     assert combined.reward == pytest.approx(0.8)  # 0.75 * 0.8 rescaled to the full weight of 1.0
     assert any("rescaled" in error for error in combined.errors)
@@ -117,7 +125,9 @@ def test_failed_optional_component_rescales_the_rest() -> None:
 async def test_engine_scores_items_independently_and_in_order(tmp_path: Path) -> None:
     engine = RewardEngine(Settings(profile=write_profile(tmp_path, [{"name": "rouge_l", "weight": 1}])))
     await engine.load_configured()
-    items = [ScoreItem(str(i), "heart size normal", text) for i, text in enumerate(["heart size normal", "", "x"])]
+    items = [
+        ScoreItem(str(i), "heart size normal", text) for i, text in enumerate(["heart size normal", "", "x"])
+    ]
     batch = await engine.score(items)
     assert [item.item.id for item in batch.items] == ["0", "1", "2"]
     assert [item.composite.reward for item in batch.items] == [1.0, 0.0, 0.0]
@@ -127,7 +137,9 @@ async def test_engine_scores_items_independently_and_in_order(tmp_path: Path) ->
 
 async def test_engine_shares_one_scorer_between_profiles(tmp_path: Path) -> None:
     first = write_profile(tmp_path, [{"name": "rouge_l", "weight": 1}], "first")
-    second = write_profile(tmp_path, [{"name": "rouge_l", "weight": 2}, {"name": "bleu2", "weight": 1}], "second")
+    second = write_profile(
+        tmp_path, [{"name": "rouge_l", "weight": 2}, {"name": "bleu2", "weight": 1}], "second"
+    )
     engine = RewardEngine(Settings(profile=first, extra_profiles=[second]))
     await engine.load_configured()
     assert engine.profiles["first"].scorers["rouge_l"] is engine.profiles["second"].scorers["rouge_l"]

@@ -52,8 +52,12 @@ def test_bleu_equals_fast_bleu_on_real_reports(shared_reports: dict[str, dict]) 
     bleu4 = Bleu4Scorer("bleu", Bleu4Scorer.Options(), Settings())
     for reference, candidate in real_pairs(shared_reports):
         item = ScoreItem("x", reference, candidate)
-        assert bleu2.score_one(item).score == pytest.approx(fast_bleu_score(reference, candidate, 2), abs=1e-9)
-        assert bleu4.score_one(item).score == pytest.approx(fast_bleu_score(reference, candidate, 4), abs=1e-9)
+        assert bleu2.score_one(item).score == pytest.approx(
+            fast_bleu_score(reference, candidate, 2), abs=1e-9
+        )
+        assert bleu4.score_one(item).score == pytest.approx(
+            fast_bleu_score(reference, candidate, 4), abs=1e-9
+        )
 
 
 def test_bleu_hand_computed() -> None:
@@ -96,7 +100,9 @@ def test_bit_parallel_lcs_matches_dynamic_programming() -> None:
         assert lcs_length(first, second) == table[-1][-1]
 
 
-def guard(candidate: str, reference: str = "Heart size is normal. The lungs are clear.") -> tuple[float, list]:
+def guard(
+    candidate: str, reference: str = "Heart size is normal. The lungs are clear."
+) -> tuple[float, list]:
     result = ReportGuardScorer("report_guard", ReportGuardScorer.Options(), Settings()).score_one(
         ScoreItem("x", reference, candidate)
     )
@@ -105,7 +111,10 @@ def guard(candidate: str, reference: str = "Heart size is normal. The lungs are 
 
 
 def test_report_guard_passes_a_healthy_report() -> None:
-    assert guard("The heart is normal in size. No focal consolidation, effusion or pneumothorax.") == (1.0, [])
+    assert guard("The heart is normal in size. No focal consolidation, effusion or pneumothorax.") == (
+        1.0,
+        [],
+    )
 
 
 @pytest.mark.parametrize("candidate", ["", "   \n\t ", "...", "!!!"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from reward_service import metrics
 from reward_service.api.deps import EngineDep, RequestGateDep, SettingsDep
@@ -93,7 +93,7 @@ def build_response(batch: BatchReward, return_details: bool) -> list[ScoredItem]
 )
 async def score(
     request: ScoreRequest, engine: EngineDep, settings: SettingsDep, gate: RequestGateDep
-) -> ScoreResponse:
+) -> Response:
     """Score report pairs with a profile's composite reward.
 
     A candidate longer than ``UNIRG_MAX_REPORT_CHARS`` is not scored: that item alone gets a null reward
@@ -111,7 +111,7 @@ async def score(
             metrics.IN_FLIGHT.dec()
 
 
-async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> ScoreResponse:
+async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> Response:
     limit = settings.max_report_chars
     items: list[ScoreItem] = []
     oversize: dict[int, str] = {}
@@ -133,7 +133,7 @@ async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings
             response_items.append(ScoredItem(id=item_id, reward=None, components={}, errors=[oversize[index]]))
         else:
             response_items.append(next(scored))
-    return ScoreResponse(
+    response = ScoreResponse(
         profile=batch.profile.profile.name,
         profile_hash=batch.profile.hash,
         items=response_items,
@@ -142,3 +142,5 @@ async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings
             components_ms={key: seconds * 1000 for key, seconds in batch.component_seconds.items()},
         ),
     )
+    # Serialised by pydantic-core directly: returning the model would make FastAPI validate it again.
+    return Response(response.model_dump_json(), media_type="application/json")

@@ -12,11 +12,11 @@ from functools import cache
 
 from reward_service.scorers.base import (
     RuleScorer,
-    Scorer,
     ScoreItem,
+    Scorer,
+    ScoreResult,
     ScorerKind,
     ScorerOptions,
-    ScoreResult,
     describe_exception,
 )
 
@@ -25,6 +25,14 @@ REGISTRY: dict[str, str] = {
     "bleu": "reward_service.scorers.bleu:Bleu4Scorer",
     "rouge_l": "reward_service.scorers.rouge:RougeLScorer",
     "report_guard": "reward_service.scorers.report_guard:ReportGuardScorer",
+    "chexpert_labels": "reward_service.scorers.chexpert_labels:CheXpertLabelsScorer",
+    "clinical_errors": "reward_service.scorers.clinical_errors:ClinicalErrorsScorer",
+    "bertscore": "reward_service.scorers.bertscore:BertScoreScorer",
+    "chexbert": "reward_service.scorers.chexbert:CheXbertF1Scorer",
+    "semb": "reward_service.scorers.chexbert:SembScorer",
+    "radcliq": "reward_service.scorers.radcliq:RadCliQScorer",
+    "radgraph": "reward_service.scorers.radgraph:RadGraphScorer",
+    "judge": "reward_service.scorers.judge:JudgeScorer",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from reward_service.scorers.base import RuleScorer, ScoreItem, ScorerOptions, ScoreResult
+from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult, ScorerOptions
 from reward_service.text.sentences import split_sentences
 from reward_service.text.tokens import rouge_tokens
 

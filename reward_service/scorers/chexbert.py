@@ -1,0 +1,203 @@
+"""CheXbert label F1 (``chexbert``) and SembScore (``semb``), served by one shared CheXbert model.
+
+Both scorers read the same forward pass of the CheXbert labeler (:mod:`reward_service.models.chexbert`):
+the 14 label heads give the labels, the final [CLS] vector gives SembScore. Components with the same
+``checkpoint`` and ``encoder`` share one loaded model, one dynamic batcher and one reference cache,
+so a profile with both costs one forward per distinct report.
+
+Label F1 of one pair (reward-level, per item): labels are mapped as in f1chexbert's "rrg" mode
+(positive and uncertain count as present; blank and negative as absent) and
+``F1 = 2TP / (2TP + FP + FN)`` over the 14 labels (``micro14``) or the five competition labels
+(``micro5``: Cardiomegaly, Edema, Consolidation, Atelectasis, Pleural Effusion). When neither report
+has any label present the two agree completely and F1 is 1.0. The F1 is the one the rule-based
+CheXpert labeler uses (:func:`reward_service.text.chexpert.label_f1`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from reward_service.scorers.base import (
+    ScoreItem,
+    Scorer,
+    ScoreResult,
+    ScorerKind,
+    ScorerOptions,
+    describe_exception,
+)
+
+if TYPE_CHECKING:
+    from reward_service.batching import PairEncoder
+    from reward_service.models.chexbert import CheXbertOutput
+    from reward_service.settings import Settings
+
+DEFAULT_CHECKPOINT = "StanfordAIMI/RRG_scorers/chexbert.pth"
+DEFAULT_ENCODER = "bert-base-uncased"
+
+
+class CheXbertOptions(ScorerOptions):
+    checkpoint: str = Field(
+        DEFAULT_CHECKPOINT, description="chexbert.pth: a local path or a hub file owner/repo/filename."
+    )
+    encoder: str = Field(
+        DEFAULT_ENCODER,
+        description="bert-base-uncased config and tokenizer: a hub id or a local directory.",
+    )
+
+
+class CheXbertF1Options(CheXbertOptions):
+    f1: Literal["micro14", "micro5"] = Field(
+        "micro14", description="Which label F1 is the score; both are in the details."
+    )
+
+
+@dataclass(eq=False)
+class LoadedCheXbert:
+    """A CheXbert model with its batcher and reference cache, shared by the chexbert and semb scorers."""
+
+    encoder: PairEncoder[Any, CheXbertOutput]
+    fingerprint: dict[str, str]
+
+    async def close(self) -> None:
+        await self.encoder.batcher.close()
+        self.encoder.cache.clear()
+
+
+async def _load(checkpoint_spec: str, encoder_spec: str, settings: Settings) -> tuple[str, LoadedCheXbert]:
+    from reward_service.models.hub import dir_sha256, file_sha256, resolve_model_dir, resolve_model_file
+    from reward_service.models.registry import MODELS
+
+    checkpoint = resolve_model_file(checkpoint_spec, settings, what="CheXbert checkpoint (chexbert.pth)")
+    encoder_dir = resolve_model_dir(encoder_spec, settings, what="CheXbert encoder (bert-base-uncased)")
+    key = f"chexbert:{checkpoint.resolve()}:{encoder_dir.resolve()}:{settings.device}"
+
+    async def load() -> LoadedCheXbert:
+        def build() -> LoadedCheXbert:
+            from reward_service.batching import PairEncoder, ReferenceCache, batcher_from_settings
+            from reward_service.models.chexbert import load_chexbert, run_chexbert, tokenize_report
+            from reward_service.models.hub import select_device
+
+            device = select_device(settings)
+            model, tokenizer = load_chexbert(checkpoint, encoder_dir, device)
+            fingerprint = {
+                "checkpoint": checkpoint_spec,
+                "checkpoint_sha256": file_sha256(checkpoint),
+                "encoder": encoder_spec,
+                "encoder_sha256": dir_sha256(encoder_dir),
+            }
+            batcher = batcher_from_settings(
+                f"chexbert:{checkpoint.name}",
+                lambda batch: run_chexbert(model, batch, device),
+                len,
+                settings,
+                key=tuple,
+            )
+            cache = ReferenceCache("chexbert", settings.reference_cache_size)
+            encoder = PairEncoder(
+                batcher,
+                cache,
+                fingerprint["checkpoint_sha256"],
+                lambda text: tokenize_report(text, tokenizer),
+            )
+            return LoadedCheXbert(encoder, fingerprint)
+
+        return await asyncio.to_thread(build)
+
+    return key, await MODELS.acquire(key, load)
+
+
+class _CheXbertScorer(Scorer):
+    kind = ScorerKind.MODEL
+    Options: ClassVar[type[ScorerOptions]] = CheXbertOptions
+    _key: str | None = None
+    _model: LoadedCheXbert | None = None
+
+    async def load(self) -> None:
+        options: CheXbertOptions = self.options  # type: ignore[assignment]
+        self._key, self._model = await _load(options.checkpoint, options.encoder, self.settings)
+
+    async def close(self) -> None:
+        from reward_service.models.registry import MODELS
+
+        if self._key is not None:
+            await MODELS.release(self._key)
+            self._key = self._model = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self._model.fingerprint) if self._model else {}
+
+    async def score_batch(
+        self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
+    ) -> list[ScoreResult]:
+        if self._model is None:
+            raise RuntimeError(f"scorer {self.name} is not loaded")
+        references, candidates = await self._model.encoder.encode(
+            [item.reference for item in items], [item.candidate for item in items]
+        )
+        results = []
+        for reference, candidate in zip(references, candidates, strict=True):
+            if isinstance(reference, BaseException):
+                results.append(ScoreResult.failed(f"reference: {describe_exception(reference)}"))
+            elif isinstance(candidate, BaseException):
+                results.append(ScoreResult.failed(f"candidate: {describe_exception(candidate)}"))
+            else:
+                results.append(self.compare(reference, candidate))
+        return results
+
+    def compare(self, reference: CheXbertOutput, candidate: CheXbertOutput) -> ScoreResult:
+        raise NotImplementedError
+
+
+#: CheXbert head classes -> the CheXpert label convention of reward_service.text.chexpert.
+_CLASS_TO_LABEL = {0: None, 1: 1, 2: 0, 3: -1}
+
+
+def present_labels(output: CheXbertOutput) -> frozenset[str]:
+    """Observations present in "rrg" mode: class positive or uncertain."""
+    from reward_service.text.chexpert import present_observations
+
+    return present_observations([_CLASS_TO_LABEL[c] for c in output.classes], uncertain_present=True)
+
+
+class CheXbertF1Scorer(_CheXbertScorer):
+    description = (
+        "CheXbert label F1: the 14 CheXpert labels of both reports by the CheXbert model, positive or "
+        "uncertain counted present; F1 over 14 labels (or the top 5)."
+    )
+    Options = CheXbertF1Options
+
+    def compare(self, reference: CheXbertOutput, candidate: CheXbertOutput) -> ScoreResult:
+        from reward_service.text.chexpert import CHEXPERT_OBSERVATIONS, CHEXPERT_TOP5, label_f1
+
+        ref, cand = present_labels(reference), present_labels(candidate)
+        f1 = {
+            "micro14": label_f1(ref, cand, CHEXPERT_OBSERVATIONS),
+            "micro5": label_f1(ref, cand, CHEXPERT_TOP5),
+        }
+        options: CheXbertF1Options = self.options  # type: ignore[assignment]
+        return ScoreResult(
+            f1[options.f1],
+            details={
+                "f1_micro14": f1["micro14"],
+                "f1_micro5": f1["micro5"],
+                "reference_labels": sorted(ref),
+                "candidate_labels": sorted(cand),
+            },
+        )
+
+
+class SembScorer(_CheXbertScorer):
+    description = "SembScore: cosine similarity of the CheXbert [CLS] vectors of reference and candidate."
+
+    def compare(self, reference: CheXbertOutput, candidate: CheXbertOutput) -> ScoreResult:
+        a, b = reference.cls_vector.double(), candidate.cls_vector.double()
+        norms = float(a.norm() * b.norm())
+        if norms == 0 or not math.isfinite(norms):
+            return ScoreResult.failed("a [CLS] vector has zero norm")
+        return ScoreResult(float(a @ b) / norms)

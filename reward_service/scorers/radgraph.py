@@ -1,0 +1,273 @@
+"""RadGraph F1 (``radgraph``): entity and relation agreement of the two reports' RadGraph graphs.
+
+Both reports are annotated by a DyGIE RadGraph model loaded by the ``radgraph`` package
+(:mod:`reward_service.models.radgraph` batches the forward pass across items and requests; the
+annotations are the package's). From the two annotations:
+
+- ``simple``, ``partial``, ``complete``: the package's reward levels, computed by the package's own
+  ``radgraph.rewards.compute_reward`` (``F1RadGraph(reward_level=...)``): F1 over entities
+  ``(tokens, label)``; over entities marked with whether they have a relation; over entities without
+  relations plus ``(tokens, label, relation, target tokens)`` of each relation (lower-cased).
+- ``rexrank``: ReXrank's "RadGraph" (CXR-Report-Metric's ``radgraph_combined``), the mean of
+  entity F1 (entities ``(tokens, label)``, which equals ``simple``) and relation F1 (relations
+  ``((tokens, label), (target tokens, target label), relation)``). RadCliQ-v1 uses this value;
+  with ``model_type: radgraph`` (RadGraph v1) it is the leaderboard's number.
+
+As in ``F1RadGraph``, a pair where either report is empty scores 0 at every level without running
+the model. A report of whitespace only (which makes the package's data reader fail the whole call)
+is treated the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+
+from pydantic import Field
+
+from reward_service.scorers.base import (
+    ScoreItem,
+    Scorer,
+    ScoreResult,
+    ScorerKind,
+    ScorerOptions,
+    describe_exception,
+)
+
+if TYPE_CHECKING:
+    from reward_service.batching import PairEncoder
+    from reward_service.settings import Settings
+
+Annotation = dict[str, Any]
+RewardLevel = Literal["simple", "partial", "complete", "rexrank"]
+
+
+class RadGraphOptions(ScorerOptions):
+    model_type: Literal["radgraph", "radgraph-xl", "modern-radgraph-xl", "echograph"] = Field(
+        "radgraph", description="RadGraph model: radgraph (v1, ReXrank's), radgraph-xl, ..."
+    )
+    model_dir: Path | None = Field(
+        None,
+        description="Directory holding <model_type>/ (config.json, vocabulary/, weights.th) as the radgraph "
+        "package lays it out; default <model_cache_dir>/radgraph.",
+    )
+    reward_level: RewardLevel = Field(
+        "rexrank",
+        description="The score: simple, partial or complete (the radgraph package's levels) or rexrank "
+        "(mean of entity and relation F1, ReXrank's RadGraph). All are in the details.",
+    )
+    return_graphs: bool = Field(False, description="Put both reports' entity graphs in the details.")
+
+
+def set_f1(reference: set[Any], candidate: set[Any]) -> float:
+    """F1 of two sets (CXR-Report-Metric's ``compute_f1``): 0 when either is empty."""
+    true_positives = len(reference & candidate)
+    if not true_positives:
+        return 0.0
+    precision, recall = true_positives / len(candidate), true_positives / len(reference)
+    return 2 * precision * recall / (precision + recall)
+
+
+def graph_entities(annotation: Annotation) -> set[tuple[str, str]]:
+    """The ``(tokens, label)`` entities of an annotation."""
+    return {(entity["tokens"], entity["label"]) for entity in annotation["entities"].values()}
+
+
+def graph_relations(annotation: Annotation) -> set[tuple[tuple[str, str], tuple[str, str], str]]:
+    """The ``((tokens, label), (target tokens, target label), relation)`` relations of an annotation."""
+    entities = annotation["entities"]
+    return {
+        (
+            (entity["tokens"], entity["label"]),
+            (entities[target]["tokens"], entities[target]["label"]),
+            relation,
+        )
+        for entity in entities.values()
+        for relation, target in entity["relations"]
+    }
+
+
+#: Every level's value for a pair with an empty report.
+EMPTY_SCORES = {
+    "simple": 0.0,
+    "partial": 0.0,
+    "complete": 0.0,
+    "entity_f1": 0.0,
+    "relation_f1": 0.0,
+    "rexrank": 0.0,
+}
+
+
+def radgraph_scores(reference: Annotation, candidate: Annotation) -> dict[str, float]:
+    """All levels for one pair of annotations: the package's three levels, entity/relation F1, rexrank."""
+    from radgraph.rewards import compute_reward
+
+    simple, partial, complete = compute_reward(candidate, reference, "all")
+    entity_f1 = set_f1(graph_entities(reference), graph_entities(candidate))
+    relation_f1 = set_f1(graph_relations(reference), graph_relations(candidate))
+    return {
+        "simple": float(simple),
+        "partial": float(partial),
+        "complete": float(complete),
+        "entity_f1": entity_f1,
+        "relation_f1": relation_f1,
+        "rexrank": (entity_f1 + relation_f1) / 2,
+    }
+
+
+def is_blank(report: str) -> bool:
+    """Whether a report has no words (the package scores "" as 0 and fails on whitespace)."""
+    return not report.split()
+
+
+@dataclass(eq=False)
+class LoadedRadGraph:
+    """A batched RadGraph model with its batcher and reference cache, shared by equal components."""
+
+    encoder: PairEncoder[str, Annotation]
+    fingerprint: dict[str, str]
+    #: A directory made at load time to point the package at a local encoder (removed on close).
+    workdir: Path | None = None
+
+    async def close(self) -> None:
+        await self.encoder.batcher.close()
+        self.encoder.cache.clear()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+#: Batch cost of one word, in the "padded tokens" of UNIRG_BATCH_TOKEN_BUDGET. DyGIE keeps about 8
+#: candidate spans per word (2 * hidden + 20 floats each) besides BERT's states, so a word weighs
+#: several wordpieces of a plain encoder; this keeps a batch's span tensors within a few hundred MB.
+WORD_COST = 4
+
+
+def _report_cost(report: str) -> int:
+    return WORD_COST * (len(report.split()) + 2)
+
+
+async def load_radgraph(
+    model_type: str, model_dir: Path | None, settings: Settings
+) -> tuple[str, LoadedRadGraph]:
+    """Acquire the shared model for ``model_dir/model_type`` (loaded on first use); release it by key."""
+    from reward_service.models.hub import MissingWeightsError, file_sha256, radgraph_cache_dir
+    from reward_service.models.radgraph import missing_model_files
+    from reward_service.models.registry import MODELS
+
+    cache_dir = (model_dir or radgraph_cache_dir(settings)).expanduser().resolve()
+    directory = cache_dir / model_type
+    missing = missing_model_files(directory)
+    if missing:
+        raise MissingWeightsError(
+            f"RadGraph model {model_type!r}",
+            str(directory),
+            f"(missing {', '.join(missing)} under {directory}; `unirg models fetch` extracts the "
+            f"{model_type}.tar.gz archive of StanfordAIMI/RRG_scorers there)",
+        )
+    key = f"radgraph:{directory}:{settings.device}"
+
+    async def load() -> LoadedRadGraph:
+        def build() -> LoadedRadGraph:
+            from reward_service.batching import PairEncoder, ReferenceCache, batcher_from_settings
+            from reward_service.models.hub import resolve_model_dir, select_device
+            from reward_service.models.radgraph import BatchedRadGraph, encoder_name, with_local_encoder
+
+            encoder = encoder_name(directory)
+            workdir = None
+            package_dir = cache_dir
+            if not Path(encoder).is_dir():  # a hub id: use the copy in the service's cache, not ~/.cache
+                local = resolve_model_dir(
+                    encoder, settings, what=f"RadGraph {model_type} encoder config/tokenizer"
+                )
+                workdir = Path(tempfile.mkdtemp(prefix="unirg-radgraph-"))
+                package_dir = with_local_encoder(directory, local, workdir)
+            try:
+                model = BatchedRadGraph(package_dir, model_type, select_device(settings))
+            except BaseException:
+                if workdir is not None:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                raise
+            fingerprint = {
+                "model_type": model_type,
+                "encoder": encoder,
+                "weights_sha256": file_sha256(directory / "weights.th"),
+            }
+            batcher = batcher_from_settings(f"radgraph:{model_type}", model.annotate, _report_cost, settings)
+            cache: ReferenceCache[Annotation] = ReferenceCache("radgraph", settings.reference_cache_size)
+            pairs = PairEncoder(batcher, cache, f"{model_type}:{fingerprint['weights_sha256']}", str)
+            return LoadedRadGraph(pairs, fingerprint, workdir)
+
+        return await asyncio.to_thread(build)
+
+    return key, await MODELS.acquire(key, load)
+
+
+class RadGraphScorer(Scorer):
+    kind = ScorerKind.MODEL
+    description = (
+        "RadGraph F1: entities and relations of both reports by a RadGraph model; reward level simple, "
+        "partial, complete or rexrank (mean of entity and relation F1)."
+    )
+    Options: ClassVar[type[ScorerOptions]] = RadGraphOptions
+    _key: str | None = None
+    _model: LoadedRadGraph | None = None
+
+    async def load(self) -> None:
+        options: RadGraphOptions = self.options  # type: ignore[assignment]
+        self._key, self._model = await load_radgraph(options.model_type, options.model_dir, self.settings)
+
+    async def close(self) -> None:
+        from reward_service.models.registry import MODELS
+
+        if self._key is not None:
+            await MODELS.release(self._key)
+            self._key = self._model = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self._model.fingerprint) if self._model else {}
+
+    async def score_batch(
+        self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
+    ) -> list[ScoreResult]:
+        if self._model is None:
+            raise RuntimeError(f"scorer {self.name} is not loaded")
+        options: RadGraphOptions = self.options  # type: ignore[assignment]
+        results: list[ScoreResult | None] = [
+            self._result(EMPTY_SCORES, None, None)
+            if is_blank(item.reference) or is_blank(item.candidate)
+            else None
+            for item in items
+        ]
+        pending = [index for index, result in enumerate(results) if result is None]
+        references, candidates = await self._model.encoder.encode(
+            [items[i].reference for i in pending], [items[i].candidate for i in pending]
+        )
+        for index, reference, candidate in zip(pending, references, candidates, strict=True):
+            if isinstance(reference, BaseException):
+                results[index] = ScoreResult.failed(f"reference: {describe_exception(reference)}")
+            elif isinstance(candidate, BaseException):
+                results[index] = ScoreResult.failed(f"candidate: {describe_exception(candidate)}")
+            else:
+                try:
+                    scores = radgraph_scores(reference, candidate)
+                except Exception as exc:  # a malformed graph fails its item only
+                    results[index] = ScoreResult.failed(describe_exception(exc))
+                    continue
+                graphs = (reference, candidate) if options.return_graphs else (None, None)
+                results[index] = self._result(scores, *graphs)
+        return cast(list[ScoreResult], results)
+
+    def _result(
+        self, scores: Mapping[str, float], reference: Annotation | None, candidate: Annotation | None
+    ) -> ScoreResult:
+        options: RadGraphOptions = self.options  # type: ignore[assignment]
+        details: dict[str, Any] = dict(scores)
+        if options.return_graphs:
+            details["reference_graph"] = reference["entities"] if reference else {}
+            details["candidate_graph"] = candidate["entities"] if candidate else {}
+        return ScoreResult(scores[options.reward_level], details=details)

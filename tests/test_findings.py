@@ -1,0 +1,114 @@
+"""The finding extractor's machinery: fast phrase scanning, sentences, attributes, long input."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from reward_service.text import findings
+from reward_service.text.findings import CONCEPTS, extract_findings, normalize_report
+from reward_service.text.sentences import split_sentences
+
+SYNTHETIC = [
+    "no pleural effusion or pneumothorax; heart size is upper limits of normal.",
+    "left-sided picc line tip in the svc. no new consolidation. chf? vs atelectasis.",
+    "a b no or lt rt icd chf cabg et tube ng tube 8-12 x-xxxx t-spine e",
+    "hydropneumothorax, pneumothoraces, bibasilar opacities and/or effusions; interval increase.",
+]
+
+
+def _naive(patterns: list[str]) -> re.Pattern[str]:
+    # What the scanner must be equivalent to: one alternation, first phrase winning at a position.
+    return re.compile("|".join(f"(?P<g{i}>(?<![\\w-])(?:{p})(?![\\w-]))" for i, p in enumerate(patterns)))
+
+
+SCANNERS = [
+    (findings._MENTIONS, [concept.pattern for concept in CONCEPTS]),
+    (findings._CUE_SCANNER, [pattern for pattern, _ in findings._CUES]),
+]
+
+
+def _assert_scanners_equal_one_big_alternation(texts: list[str]) -> None:
+    for scanner, patterns in SCANNERS:
+        naive = _naive(patterns)
+        for text in texts:
+            word_starts = [m.start() for m in re.finditer(r"[\w-]+", text) if "a" <= text[m.start()] <= "z"]
+            expected = [
+                (m.start(), m.end(), int(m.lastgroup[1:]))  # type: ignore[index]
+                for m in naive.finditer(text)
+                if "a" <= text[m.start()] <= "z"
+            ]
+            assert scanner.scan(text, word_starts) == expected, text
+
+
+def test_dispatching_scanner_equals_one_big_alternation() -> None:
+    _assert_scanners_equal_one_big_alternation(SYNTHETIC)
+
+
+def test_dispatching_scanner_on_real_reports(shared_reports: dict[str, dict]) -> None:
+    _assert_scanners_equal_one_big_alternation(
+        [normalize_report(s["report"]) for s in shared_reports.values()]
+    )
+
+
+def test_every_phrase_is_dispatched_by_its_prefixes() -> None:
+    # A phrase whose prefixes cannot be derived is tried everywhere (slower, never wrong); all of ours can.
+    assert all(findings._prefixes(concept.pattern) for concept in CONCEPTS)
+    assert all(findings._prefixes(pattern) for pattern, _ in findings._CUES)
+
+
+def test_evidence_sentences_are_the_shared_sentence_split(shared_reports: dict[str, dict]) -> None:
+    for study in shared_reports.values():
+        normalized = normalize_report(study["report"])
+        sentences = set(split_sentences(normalized))
+        for mention in extract_findings(study["report"]).mentions:
+            assert mention.sentence in sentences
+
+
+@pytest.mark.parametrize(
+    ("report", "key", "laterality", "severity", "change"),
+    [
+        ("Small left pleural effusion.", "pleural_effusion", {"left"}, {1}, set()),
+        (
+            "Pleural effusion on the right, increased since the prior exam.",
+            "pleural_effusion",
+            {"right"},
+            set(),
+            {"worse"},
+        ),
+        ("Moderate to large bilateral effusions.", "pleural_effusion", {"left", "right"}, {2, 3}, set()),
+        ("Opacity in the right lower lobe and left effusion.", "lung_opacity", {"right"}, set(), set()),
+        ("Unchanged mild cardiomegaly.", "cardiomegaly", set(), {1}, {"same"}),
+        ("New right apical pneumothorax.", "pneumothorax", {"right"}, set(), {"new"}),
+        ("Bibasilar opacities, right greater than left.", "lung_opacity", {"left", "right"}, set(), set()),
+        ("The heart is mildly enlarged.", "heart", set(), {1}, set()),
+    ],
+)
+def test_attributes(report: str, key: str, laterality: set, severity: set, change: set) -> None:
+    (mention,) = [m for m in extract_findings(report).mentions if m.concept.key == key]
+    assert (set(mention.laterality), set(mention.severity), set(mention.change)) == (
+        laterality,
+        severity,
+        change,
+    )
+
+
+def test_comparison_with_a_prior_study() -> None:
+    assert extract_findings("Stable cardiomegaly.").compares_with_prior
+    assert (
+        extract_findings("No change from the prior study.").comparison_sentence
+        == "no change from the prior study."
+    )
+    assert not extract_findings("Mild cardiomegaly. No effusion.").compares_with_prior
+
+
+def test_long_and_odd_input() -> None:
+    report = (
+        "There is no pleural effusion, but there is a small left pneumothorax. " * 150
+    )  # ~10,000 characters
+    mentions = extract_findings(report).mentions
+    assert len(mentions) == 300
+    assert {(m.concept.key, m.status) for m in mentions} == {("pleural_effusion", 0), ("pneumothorax", 1)}
+    for odd in ["", " ", "?", "...", "\n\n", "no " * 2000, "ÉPANCHEMENT ☃ 漢字", "effusion" * 500]:
+        extract_findings(odd)

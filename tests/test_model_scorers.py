@@ -1,0 +1,304 @@
+"""BERTScore, CheXbert labels, SembScore and RadCliQ-v1 against their reference implementations.
+
+Every model is a tiny random-weight one built at test time (reward_service.models.random_init):
+the numbers are meaningless, but the reference packages and our batched path must agree on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+import yaml
+
+from reward_service.models.hub import MissingWeightsError
+from reward_service.models.random_init import build_bert_encoder, build_chexbert_checkpoint
+from reward_service.scorers import ScoreItem, ScoreResult, scorer_class
+from reward_service.settings import Settings
+
+REFERENCES = [
+    "The heart size is normal. The lungs are clear. No pleural effusion or pneumothorax.",
+    "Mild cardiomegaly. Small left pleural effusion with adjacent atelectasis.",
+    "No acute cardiopulmonary process.",
+    "Lungs are hyperinflated. There is a right lower lobe opacity concerning for pneumonia.",
+]
+CANDIDATES = [
+    "Heart size is normal. Lungs are clear without effusion.",
+    "Cardiomegaly with a small left pleural effusion.",
+    "No acute cardiopulmonary process.",
+    "Right lower lobe consolidation, possibly pneumonia. Lungs hyperinflated.",
+    "",
+    "Stable mediastinal silhouette. Osseous structures intact.",
+    "The heart is enlarged. Mild pulmonary edema. Bilateral pleural effusions.",
+    "No pneumothorax.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny-models")
+    encoder = build_bert_encoder(root / "tiny-bert", seed=1)
+    checkpoint = build_chexbert_checkpoint(root / "chexbert.pth", encoder, seed=2)
+    baseline = root / "baseline.tsv"
+    baseline.write_text("LAYER,P,R,F\n0,0.1,0.2,0.3\n1,0.6,0.55,0.58\n2,0.7,0.65,0.68\n", encoding="utf-8")
+    return {"encoder": encoder, "chexbert": checkpoint, "baseline": baseline}
+
+
+def settings(tmp_path: Path, **overrides: object) -> Settings:
+    return Settings(model_cache_dir=tmp_path / "cache", device="cpu", batch_max_wait_ms=0, **overrides)
+
+
+def pairs() -> list[ScoreItem]:
+    return [
+        ScoreItem(id=f"r{r}-c{c}", reference=reference, candidate=candidate)
+        for r, reference in enumerate(REFERENCES)
+        for c, candidate in enumerate(CANDIDATES)
+    ]
+
+
+async def score_with(name: str, options: dict, config: Settings, items: list[ScoreItem]) -> list[ScoreResult]:
+    cls = scorer_class(name)
+    scorer = cls(name, cls.Options.model_validate(options), config)
+    await scorer.load()
+    try:
+        return await scorer.score_batch(items, {})
+    finally:
+        await scorer.close()
+
+
+@pytest.mark.parametrize("layer", [1, 2])
+@pytest.mark.parametrize("rescale", [False, True])
+async def test_bertscore_equals_bert_score_package(
+    tiny_models: dict[str, Path], tmp_path: Path, layer: int, rescale: bool
+) -> None:
+    from bert_score import BERTScorer
+
+    items = pairs()
+    options = {"model": str(tiny_models["encoder"]), "layer": layer}
+    if rescale:
+        options["baseline"] = str(tiny_models["baseline"])
+    ours = await score_with("bertscore", options, settings(tmp_path), items)
+    peer = BERTScorer(
+        model_type=str(tiny_models["encoder"]),
+        num_layers=layer,
+        device="cpu",
+        lang="en",
+        rescale_with_baseline=rescale,
+        baseline_path=str(tiny_models["baseline"]) if rescale else None,
+    )
+    precision, recall, f1 = peer.score([i.candidate for i in items], [i.reference for i in items])
+    for index, result in enumerate(ours):
+        assert result.error is None
+        assert result.score == pytest.approx(float(f1[index]), abs=1e-5)
+        assert result.details["precision"] == pytest.approx(float(precision[index]), abs=1e-5)
+        assert result.details["recall"] == pytest.approx(float(recall[index]), abs=1e-5)
+
+
+async def test_bertscore_default_is_the_packaged_minilm(tmp_path: Path) -> None:
+    from bert_score import BERTScorer
+
+    from reward_service.models.random_init import minilm_dir
+
+    items = pairs()[16:24]  # reference 2 against every candidate, one of them identical
+    ours = await score_with("bertscore", {}, settings(tmp_path), items)
+    peer = BERTScorer(model_type=str(minilm_dir()), num_layers=6, device="cpu")
+    _, _, f1 = peer.score([i.candidate for i in items], [i.reference for i in items])
+    assert [r.score for r in ours] == pytest.approx([float(v) for v in f1], abs=1e-5)
+    identical = [r.score for i, r in zip(items, ours, strict=True) if i.reference == i.candidate]
+    assert identical and all(score == pytest.approx(1.0, abs=1e-5) for score in identical)
+
+
+async def test_missing_weights_name_the_fetch_command(tmp_path: Path) -> None:
+    with pytest.raises(MissingWeightsError, match="unirg models fetch"):
+        await score_with("bertscore", {"model": str(tmp_path / "absent")}, settings(tmp_path), [])
+    with pytest.raises(MissingWeightsError, match="distilroberta-base"):
+        await score_with("bertscore", {"model": "distilroberta-base"}, settings(tmp_path), [])
+    with pytest.raises(MissingWeightsError, match=r"chexbert\.pth"):
+        await score_with("semb", {"encoder": str(tmp_path)}, settings(tmp_path), [])
+
+
+class OriginalBertLabeler(torch.nn.Module):
+    """CheXbert's ``bert_labeler`` as in the original repository, loaded the original way."""
+
+    def __init__(self, encoder_dir: Path) -> None:
+        from transformers import BertConfig, BertModel
+
+        super().__init__()
+        self.bert = BertModel(BertConfig.from_pretrained(encoder_dir))
+        self.dropout = torch.nn.Dropout(0.1)
+        hidden = self.bert.pooler.dense.in_features
+        self.linear_heads = torch.nn.ModuleList([torch.nn.Linear(hidden, 4, bias=True) for _ in range(13)])
+        self.linear_heads.append(torch.nn.Linear(hidden, 2, bias=True))
+
+    def forward(self, source_padded: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
+        final_hidden = self.bert(source_padded, attention_mask=attention_mask)[0]
+        cls_hidden = self.dropout(final_hidden[:, 0, :].squeeze(dim=1))
+        return [self.linear_heads[i](cls_hidden) for i in range(14)]
+
+
+def original_chexbert(tiny_models: dict[str, Path]) -> torch.nn.DataParallel:
+    model = torch.nn.DataParallel(OriginalBertLabeler(tiny_models["encoder"]))
+    state = torch.load(tiny_models["chexbert"], map_location="cpu", weights_only=True)["model_state_dict"]
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not missing and unexpected == ["module.bert.embeddings.position_ids"]
+    return model.eval()
+
+
+def one_report_forward(
+    model: torch.nn.DataParallel, tokenizer, report: str
+) -> tuple[list[int], torch.Tensor]:
+    """f1chexbert's path: one report, tokenized as CheXbert does, one forward pass."""
+    import re
+
+    text = re.sub(r"\s+", " ", report.strip().replace("\n", " ")).strip()
+    tokens = tokenizer.tokenize(text)
+    ids = (
+        tokenizer.encode_plus(tokens)["input_ids"]
+        if tokens
+        else [tokenizer.cls_token_id, tokenizer.sep_token_id]
+    )
+    batch = torch.tensor([ids])
+    with torch.no_grad():
+        heads = model(batch, torch.ones_like(batch))
+        cls = model.module.bert(batch, attention_mask=torch.ones_like(batch))[0][0, 0]
+    return [int(head.argmax(dim=1)) for head in heads], cls
+
+
+async def test_chexbert_labels_and_semb_match_a_direct_forward_pass(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from transformers import BertTokenizer
+
+    items = pairs()
+    options = {"checkpoint": str(tiny_models["chexbert"]), "encoder": str(tiny_models["encoder"])}
+    config = settings(tmp_path, batch_token_budget=64)  # several batches, mixed lengths
+    labels = await score_with("chexbert", options, config, items)
+    semb = await score_with("semb", options, config, items)
+
+    model = original_chexbert(tiny_models)
+    tokenizer = BertTokenizer.from_pretrained(tiny_models["encoder"])
+    names = [
+        "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema", "Consolidation",
+        "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture",
+        "Support Devices", "No Finding",
+    ]  # fmt: skip
+    top5 = {"Cardiomegaly", "Edema", "Consolidation", "Atelectasis", "Pleural Effusion"}
+
+    def present(classes: list[int]) -> set[str]:  # f1chexbert "rrg": positive (1) or uncertain (3)
+        return {name for name, c in zip(names, classes, strict=True) if c in (1, 3)}
+
+    def f1(a: set[str], b: set[str]) -> float:
+        return 1.0 if not a and not b else 2 * len(a & b) / (len(a) + len(b))
+
+    for item, label_result, semb_result in zip(items, labels, semb, strict=True):
+        ref_classes, ref_cls = one_report_forward(model, tokenizer, item.reference)
+        cand_classes, cand_cls = one_report_forward(model, tokenizer, item.candidate)
+        ref, cand = present(ref_classes), present(cand_classes)
+        assert label_result.details["reference_labels"] == sorted(ref)
+        assert label_result.details["candidate_labels"] == sorted(cand)
+        assert label_result.score == pytest.approx(f1(ref, cand))
+        assert label_result.details["f1_micro5"] == pytest.approx(f1(ref & top5, cand & top5))
+        cosine = torch.nn.functional.cosine_similarity(ref_cls, cand_cls, dim=0)
+        assert semb_result.score == pytest.approx(float(cosine), abs=1e-5)
+
+
+async def test_chexbert_and_semb_share_one_model(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    from reward_service.models.registry import MODELS
+
+    options = {"checkpoint": str(tiny_models["chexbert"]), "encoder": str(tiny_models["encoder"])}
+    config = settings(tmp_path)
+    scorers = []
+    for name in ("chexbert", "semb"):
+        cls = scorer_class(name)
+        scorer = cls(name, cls.Options.model_validate(options), config)
+        await scorer.load()
+        scorers.append(scorer)
+    assert scorers[0]._model is scorers[1]._model
+    assert scorers[0].fingerprint() == scorers[1].fingerprint()
+    key = scorers[0]._key
+    await scorers[0].close()
+    assert key in MODELS
+    await scorers[1].close()
+    assert key not in MODELS
+
+
+async def test_radcliq_on_hand_computed_features(tmp_path: Path) -> None:
+    mu = [0.53792312, 0.61757256, 0.76479421, 0.44738335]
+    sigma = [0.30282584, 0.22430938, 0.25394391, 0.29892717]
+    w = [-0.3770837, -0.3703001, -0.2526162, 4.3e-12]
+    b = 2.47e-10
+    perfect = sum(wi * (1 - m) / s for wi, m, s in zip(w, mu, sigma, strict=True)) + b
+    assert perfect == pytest.approx(-1.4407, abs=1e-4)  # "a perfect match gives about -1.44"
+    # An item with features radgraph 0.2, bertscore 0.3, semb 0.5, bleu2 0.1:
+    # z = (-1.11590, -1.41578, -1.04273, -1.16212); RadCliQ = 0.42079 + 0.52426 + 0.26341 - 0 = 1.20846
+    features = {"radgraph": [1.0, 0.2], "bertscore": [1.0, 0.3], "semb": [1.0, 0.5], "bleu2": [1.0, 0.1]}
+    upstream = {key: [ScoreResult(v) for v in values] for key, values in features.items()}
+    upstream["semb"].append(ScoreResult.failed("no model"))
+    for key in ("radgraph", "bertscore", "bleu2"):
+        upstream[key].append(ScoreResult(0.5))
+    cls = scorer_class("radcliq")
+    scorer = cls("radcliq", cls.Options(), settings(tmp_path))
+    items = [ScoreItem(id=str(i), reference="r", candidate="c") for i in range(3)]
+    results = await scorer.score_batch(items, upstream)
+    assert results[0].details["radcliq"] == pytest.approx(perfect, abs=1e-9)
+    assert results[0].score == pytest.approx(-perfect, abs=1e-9)
+    assert results[1].details["radcliq"] == pytest.approx(1.20846, abs=1e-4)
+    assert results[1].details["inverse"] == pytest.approx(1 / 1.20846, abs=1e-4)
+    assert results[2].score is None and "semb" in results[2].error
+
+
+def write_profile(path: Path, tiny_models: dict[str, Path]) -> Path:
+    chexbert = {"checkpoint": str(tiny_models["chexbert"]), "encoder": str(tiny_models["encoder"])}
+    profile = {
+        "name": "tiny-models",
+        "description": "tiny random models for tests",
+        "components": [
+            {
+                "name": "bertscore",
+                "weight": 0.4,
+                "options": {"model": str(tiny_models["encoder"]), "layer": 2},
+            },
+            {"name": "semb", "weight": 0.3, "options": chexbert},
+            {"name": "chexbert", "weight": 0.3, "options": chexbert},
+        ],
+    }
+    path.write_text(yaml.safe_dump(profile), encoding="utf-8")
+    return path
+
+
+def test_concurrent_requests_equal_one_big_request(
+    tiny_models: dict[str, Path], tmp_path: Path, start_service
+) -> None:
+    profile = write_profile(tmp_path / "tiny.yaml", tiny_models)
+    base_url = start_service(
+        profile=str(profile), env={"UNIRG_DEVICE": "cpu", "UNIRG_BATCH_MAX_WAIT_MS": "1"}
+    )
+    items = [
+        {"id": f"{i}", "reference": REFERENCES[i % 4], "candidate": CANDIDATES[(i * 3) % 8] + f" Item {i}."}
+        for i in range(64)
+    ]
+
+    async def run() -> tuple[list[dict], list[dict]]:
+        async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
+            big = await client.post("/v1/score", json={"items": items})
+            big.raise_for_status()
+            chunks = [items[i : i + 2] for i in range(0, 64, 2)]
+            responses = await asyncio.gather(*(client.post("/v1/score", json={"items": c}) for c in chunks))
+            small = []
+            for response in responses:
+                response.raise_for_status()
+                small += response.json()["items"]
+            return big.json()["items"], small
+
+    big, small = asyncio.run(run())
+    assert len(big) == len(small) == 64
+    for one, many in zip(big, small, strict=True):
+        assert one["id"] == many["id"]
+        assert one["reward"] is not None and math.isfinite(one["reward"])
+        assert json.dumps(one["components"], sort_keys=True) == json.dumps(many["components"], sort_keys=True)
+        assert one["reward"] == many["reward"]

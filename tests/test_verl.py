@@ -1,0 +1,113 @@
+"""The verl adapter (``clients.verl``) against the real service, called the way verl calls it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+from flaky_server import FlakyServer, flaky_server
+
+from clients import RewardClientError
+from clients.verl import compute_score, compute_score_batch
+
+REFERENCE_A = "Findings: Small left pleural effusion. Heart size normal. Impression: Small left effusion."
+REFERENCE_B = (
+    "Findings: No focal consolidation. No pneumothorax. Impression: No acute cardiopulmonary process."
+)
+SOLUTIONS = [
+    "Findings: Left pleural effusion, small. Heart size is normal. Impression: Small left effusion.",
+    "Findings: Heart size normal. Impression: Normal chest.",
+    "Findings: Lungs are clear. No pneumothorax. Impression: No acute process.",
+    "Findings: Cardiomegaly. Impression: Heart failure.",
+]
+GROUND_TRUTHS = [REFERENCE_A, REFERENCE_A, REFERENCE_B, REFERENCE_B]
+# Over the 300-character limit of the service below, so the service gives it a null reward.
+OVERSIZE = "Findings: " + "Stable appearance of the chest. " * 12
+
+
+def direct(base_url: str, candidates: list[str], references: list[str]) -> list[dict]:
+    items = [{"reference": r, "candidate": c} for c, r in zip(candidates, references, strict=True)]
+    response = httpx.post(f"{base_url}/v1/score", json={"items": items}, timeout=60)
+    response.raise_for_status()
+    return response.json()["items"]
+
+
+@pytest.fixture
+def proxy(default_service: str) -> Iterator[FlakyServer]:
+    with flaky_server(default_service) as server:
+        yield server
+
+
+def test_compute_score_returns_reward_and_components(default_service: str) -> None:
+    expected = direct(default_service, SOLUTIONS[:1], GROUND_TRUTHS[:1])[0]
+    result = compute_score("iu_xray", SOLUTIONS[0], GROUND_TRUTHS[0], {"index": 0}, base_url=default_service)
+    assert result["score"] == pytest.approx(expected["reward"])
+    for key, component in expected["components"].items():
+        assert result[key] == pytest.approx(component["score"])
+    assert result["unscored"] == 0.0
+
+
+def test_service_location_from_environment_and_extra_info(
+    proxy: FlakyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UNIRG_REWARD_URL", "http://127.0.0.1:1")  # overridden by extra_info below
+    monkeypatch.setenv("UNIRG_REWARD_PROFILE", "default")
+    info = {
+        "reward_service_url": proxy.base_url,
+        "indication": "Dyspnea.",
+        "prior_report": "Findings: Normal chest.",
+        "image": b"\x89PNG not sent",
+    }
+    result = compute_score("iu_xray", SOLUTIONS[0], GROUND_TRUTHS[0], info)
+    (attempt,) = proxy.score_attempts()
+    sent = json.loads(attempt.body)
+    assert sent["profile"] == "default"
+    assert sent["items"][0]["context"] == {"indication": "Dyspnea."}
+    assert sent["items"][0]["prior_report"] == "Findings: Normal chest."
+    assert "image" not in sent["items"][0]
+    assert result["score"] == pytest.approx(
+        direct(proxy.upstream, SOLUTIONS[:1], GROUND_TRUTHS[:1])[0]["reward"]
+    )
+
+    monkeypatch.setenv("UNIRG_REWARD_URL", proxy.base_url)
+    compute_score("iu_xray", SOLUTIONS[1], GROUND_TRUTHS[1], None)
+    assert len(proxy.score_attempts()) == 2
+
+
+def test_batched_variant_as_verls_batch_reward_manager_calls_it(proxy: FlakyServer) -> None:
+    # verl passes non-tensor batch fields as numpy object arrays.
+    results = compute_score_batch(
+        data_sources=np.array(["iu_xray"] * 4, dtype=object),
+        solution_strs=SOLUTIONS,
+        ground_truths=GROUND_TRUTHS,
+        extra_infos=np.array([{"index": i // 2} for i in range(4)], dtype=object),
+        base_url=proxy.base_url,
+    )
+    assert len(proxy.score_attempts()) == 1
+    expected = direct(proxy.upstream, SOLUTIONS, GROUND_TRUTHS)
+    assert [r["score"] for r in results] == pytest.approx([item["reward"] for item in expected])
+    assert len({tuple(sorted(r)) for r in results}) == 1  # verl stacks every key across the batch
+    assert all(r["unscored"] == 0.0 for r in results)
+
+
+def test_unscored_items_are_filled_from_their_group_never_zero(start_service) -> None:
+    base_url = start_service(env={"UNIRG_MAX_REPORT_CHARS": "300"})
+    solutions = [SOLUTIONS[0], OVERSIZE, SOLUTIONS[2], SOLUTIONS[3]]
+    infos = [{"index": i // 2} for i in range(4)]
+    results = compute_score_batch(["iu_xray"] * 4, solutions, GROUND_TRUTHS, infos, base_url=base_url)
+    scored = direct(
+        base_url, [SOLUTIONS[0], SOLUTIONS[2], SOLUTIONS[3]], [REFERENCE_A, REFERENCE_B, REFERENCE_B]
+    )
+    # The oversize completion shares its prompt with the first: it gets that one's reward (zero advantage).
+    assert [r["unscored"] for r in results] == [0.0, 1.0, 0.0, 0.0]
+    assert results[1]["score"] == pytest.approx(scored[0]["reward"])
+    assert results[1]["score"] != 0.0
+    assert [results[i]["score"] for i in (0, 2, 3)] == pytest.approx([item["reward"] for item in scored])
+
+    with pytest.raises(RewardClientError, match="could not score this completion"):
+        compute_score("iu_xray", OVERSIZE, REFERENCE_A, None, base_url=base_url)
+    explicit = compute_score("iu_xray", OVERSIZE, REFERENCE_A, None, base_url=base_url, unscored_score=-1.0)
+    assert explicit["score"] == -1.0 and explicit["unscored"] == 1.0

@@ -1,0 +1,90 @@
+"""Loading the policy model and its tokenizer or processor, from a hub id or a local directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["image_only_processor_class", "load_model", "load_processing_class"]
+
+
+def image_only_processor_class(base: type[ProcessorMixin]) -> type[ProcessorMixin]:
+    """A variant of a Qwen-VL style processor class without its video processor.
+
+    Qwen2-VL, Qwen2.5-VL and Qwen3-VL processors carry a video processor that transformers only builds when
+    torchvision is installed. Report generation feeds still images only, so on a machine without torchvision
+    (CPU boxes, the test suite) the processor is assembled from its image processor and tokenizer alone. The
+    class keeps the base name so a saved processor still loads as the real class where torchvision exists.
+    """
+    attributes = [a for a in base.attributes if a != "video_processor"]
+    return type(base.__name__, (base,), {"attributes": attributes, "__module__": base.__module__})
+
+
+def _processor_class_name(model_id: str, **hub_kwargs: Any) -> str | None:
+    from transformers.utils import cached_file
+
+    for filename in ("processor_config.json", "preprocessor_config.json"):
+        resolved = cached_file(
+            model_id,
+            filename,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+            **hub_kwargs,
+        )
+        if resolved and (name := json.loads(Path(resolved).read_text()).get("processor_class")):
+            return name
+    return None
+
+
+def load_processing_class(
+    model_id: str, kind: str, *, hub_kwargs: dict[str, Any] | None = None
+) -> PreTrainedTokenizerBase | ProcessorMixin:
+    """The tokenizer (``kind="text"``) or multimodal processor (``kind="vlm"``) of ``model_id``.
+
+    Padding is on the left, as generation in GRPO requires. A VLM processor that needs torchvision for its
+    video half falls back to an image-only processor when torchvision is missing.
+    """
+    import transformers
+    from transformers import AutoProcessor, AutoTokenizer
+
+    hub_kwargs = hub_kwargs or {}
+    if kind == "text":
+        return AutoTokenizer.from_pretrained(model_id, padding_side="left", **hub_kwargs)
+    try:
+        return AutoProcessor.from_pretrained(model_id, padding_side="left", **hub_kwargs)
+    except ImportError as exc:
+        name = _processor_class_name(model_id, **hub_kwargs)
+        base = getattr(transformers, name, None) if name else None
+        if "torchvision" not in str(exc).lower() or base is None or "video_processor" not in base.attributes:
+            raise
+        logger.warning("torchvision is not installed: loading %s without its video processor", name)
+        return image_only_processor_class(base).from_pretrained(model_id, padding_side="left", **hub_kwargs)
+
+
+def load_model(model_id: str, kind: str, *, init_kwargs: dict[str, Any] | None = None) -> PreTrainedModel:
+    """The policy: ``AutoModelForImageTextToText`` for ``kind="vlm"``, ``AutoModelForCausalLM`` for text.
+
+    ``AutoModelForImageTextToText`` resolves Qwen2-VL, Qwen2.5-VL and Qwen3-VL checkpoints to their
+    conditional-generation classes in transformers 4.57. ``init_kwargs`` go to ``from_pretrained`` (dtype,
+    attn_implementation, revision, ...; TRL's rules: dtype defaults to float32, strings name torch dtypes). A
+    directory holding only a LoRA adapter is refused with a pointer to the merged model that ``unirg train``
+    writes next to it.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    from trl.trainer.utils import create_model_from_path
+
+    path = Path(model_id)
+    if (path / "adapter_config.json").exists() and not (path / "config.json").exists():
+        raise ValueError(
+            f"{model_id} holds a LoRA adapter, not a full model. Start the next stage from "
+            f"{path / 'merged'} (written by `unirg train` when LoRA is on) or merge the adapter yourself."
+        )
+    auto_class = AutoModelForImageTextToText if kind == "vlm" else AutoModelForCausalLM
+    return create_model_from_path(model_id, architecture=auto_class, **(init_kwargs or {}))
