@@ -4,15 +4,15 @@ Model: a random-weight DyGIE of the real architecture (bert-base-size encoder by
 MiniLM uncased vocabulary; ``reward_service.models.random_dygie``), loaded by both sides from the
 same directory. Workload per round, from the real IU X-ray reports (ReXrank layout): 32 references x
 8 candidates (other studies' reports) = 256 pairs, sent to the service as 16 concurrent requests of
-16 items (two GRPO groups each). Each round uses references not seen before, so the service's
-reference cache never holds a round's references when it starts.
+16 items (two GRPO groups each). Each round's references are studies not used as references before
+(identical report texts still recur, as in the real data, where many normal reports are identical).
 
 Peer: ``radgraph.F1RadGraph(reward_level="all")`` called in-process the way a trainer's reward
 function calls it, once per 16-item chunk, on the same pairs (it annotates both reports of every
 pair, one report per forward pass).
 
-The service's numbers are checked against the peer's (simple / partial / complete per pair) before
-timing is reported. Run ``python bench/bench_radgraph.py --help``; it prints a Markdown section for
+The service's numbers are compared with the peer's (simple / partial / complete per pair) and the
+number of differing pairs is printed with the timings. Run ``python bench/bench_radgraph.py --help``; it prints a Markdown section for
 bench/RESULTS.md.
 """
 
@@ -138,6 +138,7 @@ def run(model_dir: Path, rounds: list[list[ScoreItem]], workdir: Path) -> dict[s
                     ours.append(seconds)
                     seconds, peer_levels = peer_round(peer, items)
                     theirs.append(seconds)
+                    print(f"round {len(ours)}: service {ours[-1]:.1f}s, peer {seconds:.1f}s", file=sys.stderr)
                     differ += sum(a != b for a, b in zip(our_levels, peer_levels, strict=True))
             return differ
 

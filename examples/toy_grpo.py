@@ -6,22 +6,29 @@
 
 What it does, all under --workdir (default ./toy_run):
 
-1. writes toy studies (generated images, indications and "Findings: ... Impression: ..." reports for
-   four conditions) and a tiny random-weight Qwen2 / Qwen2-VL with a word-level tokenizer;
+1. writes toy normal chest studies (generated images, indications, "Findings: ... Impression: ..."
+   reports) and a tiny random-weight Qwen2 / Qwen2-VL with a word-level tokenizer;
 2. starts the reward service (``unirg serve``, default profile) in a subprocess unless given a URL;
-3. runs a short SFT warm-up (trainer/configs/tiny-sft.yaml), then GRPO stage 1 against the service
-   (trainer/configs/tiny-grpo-stage1.yaml), showing the reward as it trains;
-4. saves the reward curve to <workdir>/reward_curve.png and prints how much the reward rose.
+3. runs a short SFT warm-up (trainer/configs/tiny-sft.yaml) on noisy reports: 80% of them add a
+   finding the study does not have (an effusion, an enlarged heart, an opacity), so the warm-up policy
+   hallucinates findings most of the time; then GRPO stage 1 against the service
+   (trainer/configs/tiny-grpo-stage1.yaml), whose clinical-error component penalises those findings,
+   trains the hallucinations away; the reward is shown as it trains;
+4. saves the reward curve to <workdir>/reward_curve.png (values in reward_curve.json) and prints how
+   much the reward rose.
 
 The stage-2 config (trainer/configs/tiny-grpo-stage2.yaml, KL 0.03 against the stage-1 output) runs
-afterwards with ``unirg train -c trainer/configs/tiny-grpo-stage2.yaml`` while a service runs on port 8000.
+afterwards, from the same directory, with ``unirg serve &`` (port 8000) and
+``unirg train -c trainer/configs/tiny-grpo-stage2.yaml``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 CONFIGS = REPO / "trainer" / "configs"
+# Share of warm-up reports with a hallucinated finding: the SFT policy starts out repeating them.
+HALLUCINATION_RATE = 0.8
 console = Console()
 
 
@@ -118,10 +127,7 @@ def _plot(rewards: list[float], path: Path, title: str) -> None:
 
     steps = list(range(1, len(rewards) + 1))
     window = max(1, len(rewards) // 8)
-    smooth = [
-        sum(rewards[max(0, i - window + 1) : i + 1]) / len(rewards[max(0, i - window + 1) : i + 1])
-        for i in range(len(rewards))
-    ]
+    smooth = [statistics.fmean(rewards[max(0, i - window + 1) : i + 1]) for i in range(len(rewards))]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     ax.plot(steps, rewards, marker="o", markersize=3, linewidth=1, alpha=0.5, label="mean reward per step")
     ax.plot(steps, smooth, linewidth=2.5, label=f"moving average ({window} steps)")
@@ -146,9 +152,14 @@ def main(
         str, typer.Option(help="text: tiny Qwen2; vlm: tiny Qwen2-VL that sees the images.")
     ] = "text",
     grpo_steps: Annotated[
-        int, typer.Option(help="GRPO steps (8 completions per prompt, 2 prompts a step).")
-    ] = 40,
-    sft_steps: Annotated[int, typer.Option(help="SFT warm-up steps before GRPO (0 skips it).")] = 15,
+        int | None,
+        typer.Option(
+            help="GRPO steps, 2 prompts x 8 completions each (default 30, from tiny-grpo-stage1.yaml)."
+        ),
+    ] = None,
+    sft_steps: Annotated[
+        int | None, typer.Option(help="SFT warm-up steps; 0 skips it (default 30, from tiny-sft.yaml).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data, the model and training.")] = 0,
 ) -> None:
     """Train a tiny report generator with SFT + GRPO against the reward service, on a CPU, in minutes."""
@@ -164,7 +175,16 @@ def main(
     if kind not in ("text", "vlm"):
         raise typer.BadParameter("text or vlm", param_hint="--kind")
     workdir.mkdir(parents=True, exist_ok=True)
-    train_file = write_toy_dataset(workdir, n_studies=32, seed=seed)
+    # Normal studies; the warm-up reports often state a finding the study does not have (noisy labels).
+    train_file = write_toy_dataset(workdir, n_studies=32, seed=seed, conditions=["normal"])
+    warmup_file = write_toy_dataset(
+        workdir,
+        n_studies=32,
+        seed=seed + 1,
+        conditions=["normal"],
+        hallucination_rate=HALLUCINATION_RATE,
+        filename="warmup.jsonl",
+    )
     builder = save_tiny_qwen2 if kind == "text" else save_tiny_qwen2_vl
     model = builder(workdir / "model", toy_corpus(), hidden_size=64, seed=seed)
     console.print(f"wrote 32 toy studies to {train_file} and a tiny random {kind} model to {model}")
@@ -183,15 +203,21 @@ def main(
             console=console,
         ) as progress,
     ):
-        if sft_steps:
-            sft = {**common, "model": str(model), "output_dir": str(workdir / "sft"), "max_steps": sft_steps}
+        if sft_steps != 0:
+            sft = {
+                **common,
+                "model": str(model),
+                "train_file": str(warmup_file),
+                "output_dir": str(workdir / "sft"),
+                **({"max_steps": sft_steps} if sft_steps else {}),
+            }
             model = _run_stage(CONFIGS / "tiny-sft.yaml", sft, progress, "SFT warm-up ", [])
         grpo = {
             **common,
             "model": str(model),
             "service_url": url,
             "output_dir": str(workdir / "grpo-stage1"),
-            "max_steps": grpo_steps,
+            **({"max_steps": grpo_steps} if grpo_steps else {}),
         }
         next_model = _run_stage(CONFIGS / "tiny-grpo-stage1.yaml", grpo, progress, "GRPO stage 1", rewards)
 
@@ -199,6 +225,8 @@ def main(
     _plot(rewards, plot, f"Toy GRPO ({kind} model) against the UniRG reward service")
     n = max(1, len(rewards) // 5)
     first, last = sum(rewards[:n]) / n, sum(rewards[-n:]) / n
+    summary = {"kind": kind, "rewards": rewards, "first_mean": first, "last_mean": last, "window": n}
+    (workdir / "reward_curve.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     colour = "green" if last > first else "red"
     console.print(
         f"[{colour}]mean reward over the first {n} steps {first:.3f} -> last {n} steps {last:.3f}[/{colour}] "

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         description="How long an idle model waits for more items before starting a batch (0: start at once). "
         "While a batch runs, new items queue anyway.",
     )
+    batch_pad_multiple: int = Field(
+        16,
+        ge=1,
+        description="Model inputs are padded to a multiple of this many tokens and batched only with inputs "
+        "of the same padded length, so a report's scores do not depend on what shares its batch "
+        "(bit-identical on CPU). Larger: fuller batches, more padding.",
+    )
     batch_window: int = Field(
         256, ge=1, description="Queued items sorted by length together before being cut into batches."
     )

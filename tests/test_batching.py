@@ -240,3 +240,25 @@ async def test_reference_cache_get_or_compute_counts_hits() -> None:
     assert [await cache.get_or_compute("m", "same text", compute) for _ in range(3)] == [42, 42, 42]
     assert calls == 1
     assert hits._value.get() == before + 2
+
+
+async def test_bucketed_batches_hold_one_padded_length_each() -> None:
+    recorder = Recorder(gate_first=True)
+    settings = Settings(batch_pad_multiple=4, batch_max_wait_ms=0, batch_token_budget=1000)
+    batcher = batcher_from_settings("t-bucket", recorder, len, settings, bucketed=True)
+    first = await hold_first_batch(batcher, recorder, "zzzzzzzzzzzz")
+    texts = ["a", "bb", "ccc", "dddd", "eeeee", "ffffff", "ggggggggg", "hhh"]
+    pending = asyncio.create_task(batcher.submit_many(texts))
+    while batcher.queued < len(texts):
+        await asyncio.sleep(0)
+    recorder.gate.set()
+    assert await pending == [t.upper() for t in texts]
+    await first
+    later = recorder.batches[1:]
+    # Padded to multiples of 4: lengths 1-4 -> 4, 5-8 -> 8, 9 -> 12.
+    assert sorted(sorted(batch) for batch in later) == [
+        ["a", "bb", "ccc", "dddd", "hhh"],
+        ["eeeee", "ffffff"],
+        ["ggggggggg"],
+    ]
+    await batcher.close()

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from reward_service.scorers.rouge import rouge_l
-from reward_service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,11 +120,3 @@ def test_every_command_has_help() -> None:
         result = unirg(*command, "--help")
         assert result.returncode == 0, (command, result.stderr)
         assert "Usage" in result.stdout
-
-
-def test_readme_configuration_table_lists_every_setting() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    missing = [
-        f"UNIRG_{name.upper()}" for name in Settings.model_fields if f"`UNIRG_{name.upper()}`" not in readme
-    ]
-    assert not missing, f"README lacks {missing}: regenerate the table with `unirg settings --markdown`"

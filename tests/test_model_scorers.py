@@ -120,6 +120,11 @@ async def test_missing_weights_name_the_fetch_command(tmp_path: Path) -> None:
         await score_with("bertscore", {"model": "distilroberta-base"}, settings(tmp_path), [])
     with pytest.raises(MissingWeightsError, match=r"chexbert\.pth"):
         await score_with("semb", {"encoder": str(tmp_path)}, settings(tmp_path), [])
+    # Downloads allowed but the hub is unreachable (HF_HUB_OFFLINE in tests): still a clear error.
+    with pytest.raises(MissingWeightsError, match="download failed"):
+        await score_with(
+            "bertscore", {"model": "distilroberta-base"}, settings(tmp_path, model_download=True), []
+        )
 
 
 class OriginalBertLabeler(torch.nn.Module):
@@ -302,3 +307,24 @@ def test_concurrent_requests_equal_one_big_request(
         assert one["reward"] is not None and math.isfinite(one["reward"])
         assert json.dumps(one["components"], sort_keys=True) == json.dumps(many["components"], sort_keys=True)
         assert one["reward"] == many["reward"]
+
+
+@pytest.mark.parametrize("name", ["bertscore", "chexbert", "semb"])
+async def test_scores_do_not_depend_on_batching(
+    tiny_models: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    options = (
+        {"model": str(tiny_models["encoder"]), "layer": 2}
+        if name == "bertscore"
+        else {"checkpoint": str(tiny_models["chexbert"]), "encoder": str(tiny_models["encoder"])}
+    )
+    # Many distinct lengths, so batches of different compositions pad differently.
+    items = [
+        ScoreItem(f"{i}", REFERENCES[i % 4], CANDIDATES[(i * 3) % 8] + " Stable." * (i % 7) + f" Item {i}.")
+        for i in range(48)
+    ]
+    together = await score_with(name, options, settings(tmp_path, batch_token_budget=100_000), items)
+    small_batches = await score_with(name, options, settings(tmp_path, batch_token_budget=48), items)
+    alone = [(await score_with(name, options, settings(tmp_path), [item]))[0] for item in items[::5]]
+    assert [r.score for r in together] == [r.score for r in small_batches]  # exactly, not approximately
+    assert [r.score for r in together[::5]] == [r.score for r in alone]

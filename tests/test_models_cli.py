@@ -62,6 +62,13 @@ def test_check_reports_present_and_missing_weights(model_cache: Path, tmp_path: 
     assert present.returncode == 0, present.stdout + present.stderr
     assert present.stdout.count("present") == 4 and "missing" not in present.stdout
 
+    extra = unirg(
+        "models", "check", "-p", "unirg-stage1", "--radgraph", "radgraph-xl", "--cache-dir", str(model_cache)
+    )
+    assert extra.returncode == 1
+    assert extra.stdout.count("present") == 4 and "1 missing:" in extra.stdout
+    assert "radgraph-xl" in extra.stdout
+
     empty = unirg("models", "check", "-p", "unirg-stage1", "--cache-dir", str(tmp_path / "empty"))
     assert empty.returncode == 1
     assert empty.stdout.count("missing") >= 4 and "unirg models fetch" in empty.stdout

@@ -248,6 +248,22 @@ def test_missing_image_fails_before_training(tmp_path: Path) -> None:
         build_dataset(load_studies(data), UniRGArguments(model="m", train_file=str(data)))
 
 
+def test_qwen_vl_families_resolve_to_their_generation_classes() -> None:
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor, Qwen3VLProcessor
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as MAPPING
+
+    from trainer.models import image_only_processor_class
+
+    # model_kind: vlm loads through AutoModelForImageTextToText; these are the classes it must pick.
+    assert MAPPING["qwen2_vl"] == "Qwen2VLForConditionalGeneration"
+    assert MAPPING["qwen2_5_vl"] == "Qwen2_5_VLForConditionalGeneration"
+    assert MAPPING["qwen3_vl"] == "Qwen3VLForConditionalGeneration"
+    for processor_class in (Qwen2VLProcessor, Qwen2_5_VLProcessor, Qwen3VLProcessor):
+        image_only = image_only_processor_class(processor_class)
+        assert image_only.attributes == ["image_processor", "tokenizer"]
+        assert image_only.__name__ == processor_class.__name__  # saves as, and reloads into, the real class
+
+
 def test_word_tokenizer_round_trips_reports() -> None:
     tokenizer = build_word_tokenizer(toy_corpus())
     reports = [text for text in toy_corpus() if text.startswith("Findings:")]
@@ -256,6 +272,46 @@ def test_word_tokenizer_round_trips_reports() -> None:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert tokenizer.unk_token_id not in ids
         assert tokenizer.decode(ids) == text
+
+
+def test_image_size_caps_the_visual_tokens(toy: Path) -> None:
+    from PIL import Image
+
+    from trainer.models import load_processing_class
+    from trainer.run import _limit_image_pixels
+
+    processor = load_processing_class(str(toy / "vlm-model"), "vlm")
+    big = Image.new("RGB", (1024, 1024), (128, 128, 128))
+    for image_size in (112, 224):
+        _limit_image_pixels(processor, image_size)
+        grid = processor.image_processor(images=[big], return_tensors="pt")["image_grid_thw"][0].tolist()
+        # Qwen2-VL patches are 14 px: a side of at most image_size px gives at most image_size / 14 patches.
+        assert grid[1] * 14 <= image_size and grid[2] * 14 <= image_size
+        assert grid[1] * 14 > image_size - 28  # and it uses the budget (sides round to 28 px)
+
+
+def test_vlm_sft_step(toy: Path, tmp_path: Path) -> None:
+    from trainer.run import run_training
+
+    config = {
+        "stage": "sft",
+        "model": str(toy / "vlm-model"),
+        "model_kind": "vlm",
+        "train_file": str(toy / "train.jsonl"),
+        "output_dir": str(tmp_path / "vlm-sft"),
+        "max_steps": 2,
+        "per_device_train_batch_size": 4,
+        "use_cpu": True,
+        "bf16": False,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "logging_steps": 1,
+        "save_strategy": "no",
+    }
+    next_model = run_training(*load_config(config))
+    logged = [json.loads(line) for line in (next_model / "metrics.jsonl").read_text().splitlines()]
+    assert [math.isfinite(entry["loss"]) for entry in logged if "loss" in entry] == [True, True]
+    assert (next_model / "preprocessor_config.json").is_file()
 
 
 # --- training against the live service ----------------------------------------------------------
@@ -405,3 +461,64 @@ def test_lora_run_saves_a_merged_model_for_the_next_stage(
     assert load_model(str(next_model), "text").config.model_type == "qwen2"
     with pytest.raises(ValueError, match="merged"):
         load_model(str(tmp_path / "lora"), "text")
+
+
+@pytest.mark.slow
+def test_toy_example_reward_rises(tmp_path: Path) -> None:
+    """The newcomer's example: one command, its own service, and a reward that goes up."""
+    workdir = tmp_path / "toy_run"
+    # Half the default GRPO steps keep the test short; the rise happens in the first ten or so.
+    command = [sys.executable, str(REPO_ROOT / "examples" / "toy_grpo.py"), "--workdir", str(workdir)]
+    result = subprocess.run(
+        [*command, "--grpo-steps", "15"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    curve = json.loads((workdir / "reward_curve.json").read_text())
+    rewards = curve["rewards"]
+    assert len(rewards) == 15
+    assert curve["last_mean"] > curve["first_mean"] + 0.05, rewards
+    assert (workdir / "reward_curve.png").read_bytes().startswith(b"\x89PNG")
+    assert json.loads((workdir / "grpo-stage1" / "unirg_reward.json").read_text())["profile"] == "default"
+
+
+def test_composite_reward_mode(toy: Path, service: ServiceProcess, tmp_path: Path) -> None:
+    from trainer.run import build_trainer
+
+    config = _tiny_grpo_config(toy, service, tmp_path / "composite", reward_mode="composite", max_steps=1)
+    trainer = build_trainer(*load_config(config))
+    trainer.train()
+    assert list(trainer._logs["rewards"]) == ["composite"]
+    prompts = list(trainer._logs["prompt"])
+    completions = [c[0]["content"] for c in trainer._logs["completion"]]
+    studies = {s.indication: s for s in load_studies(toy / "train.jsonl")}
+    references = [
+        next(s.reference for ind, s in studies.items() if f"Indication: {ind}\n" in p[-1]["content"])
+        for p in prompts
+    ]
+    items = [{"reference": r, "candidate": c} for r, c in zip(references, completions, strict=True)]
+    scored = httpx.post(f"{service.base_url}/v1/score", json={"items": items}, timeout=30).json()["items"]
+    assert list(trainer._logs["rewards"]["composite"]) == pytest.approx(
+        [i["reward"] for i in scored], abs=1e-6
+    )
+
+
+def test_dry_run_checks_data_and_service(toy: Path, service: ServiceProcess, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from reward_service.cli import app
+
+    config = tmp_path / "grpo.yaml"
+    config.write_text(
+        f"stage: grpo\nmodel: {toy / 'vlm-model'}\nmodel_kind: vlm\ntrain_file: {toy / 'train.jsonl'}\n"
+        f"service_url: {service.base_url}\nuse_cpu: true\nbf16: false\noutput_dir: {tmp_path / 'out'}\n"
+    )
+    result = CliRunner().invoke(app, ["train", "-c", str(config), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "8 training studies" in result.output and "configuration OK" in result.output
+    profile = httpx.get(f"{service.base_url}/v1/profiles/default", timeout=10).json()
+    assert profile["profile_hash"] in result.output.replace("\n", "")
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written

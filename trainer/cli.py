@@ -9,12 +9,17 @@ from __future__ import annotations
 import logging
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+    from trainer.config import UniRGArguments
 
 console = Console()
 
@@ -45,7 +50,7 @@ def _show_options() -> None:
     console.print(table)
 
 
-def _dry_run(ours: Any, trl_args: Any) -> None:
+def _dry_run(ours: UniRGArguments, trl_args: TrainingArguments) -> None:
     from clients import RewardClient
     from trainer.data import build_dataset, load_studies
 
@@ -110,6 +115,7 @@ def train(
             "give a config file, e.g. --config configs/unirg-tiny-grpo.yaml", param_hint="-c"
         )
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)])
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per reward request drowns the metrics
 
     from clients import RewardClientError
     from trainer.config import ConfigError, load_config

@@ -221,7 +221,7 @@ def load_config(
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)}: neither a UniRG field (see `unirg train --help-fields`) "
+            f"unknown option(s) {', '.join(unknown)}: neither a UniRG field (see `unirg train --show-options`) "
             f"nor a field of trl.{trl_class.__name__}"
         )
     raw.setdefault("output_dir", f"outputs/{stage}")

@@ -32,6 +32,11 @@ def _metrics_callback() -> TrainerCallback:
     class MetricsJsonl(TrainerCallback):
         """Appends every logged metrics dict (rewards, KL, loss, ...) to output_dir/metrics.jsonl."""
 
+        def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            # A fresh run into an old output_dir starts a fresh log; a resumed run keeps appending.
+            if state.is_world_process_zero and state.global_step == 0:
+                (Path(args.output_dir) / METRICS_LOG).unlink(missing_ok=True)
+
         def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
             if state.is_world_process_zero and logs:
                 path = Path(args.output_dir) / METRICS_LOG
@@ -144,14 +149,15 @@ def build_trainer(
             wait_timeout=ours.service_wait_s,
         )
         record = _reward_record(ours, trl_args, reward_funcs)
-        path = _write_reward_record(trl_args.output_dir, record)
+        if trl_args.process_index == 0:
+            _write_reward_record(trl_args.output_dir, record)
         logger.info(
             "reward: profile %s (hash %s) from %s; functions %s; recorded in %s",
             record["profile"],
             record["profile_hash"],
             ours.service_url,
             ", ".join(record["reward_functions"]),
-            path,
+            Path(trl_args.output_dir) / REWARD_RECORD,
         )
 
     processing_class = load_processing_class(ours.model, ours.model_kind)
@@ -189,9 +195,7 @@ def build_trainer(
         return SFTTrainer(**common)
     from trl import GRPOTrainer
 
-    trainer = GRPOTrainer(reward_funcs=reward_funcs, **common)
-    trainer.unirg_reward_functions = reward_funcs
-    return trainer
+    return GRPOTrainer(reward_funcs=reward_funcs, **common)
 
 
 def save_outputs(trainer: Trainer, ours: UniRGArguments) -> Path:
@@ -205,8 +209,11 @@ def save_outputs(trainer: Trainer, ours: UniRGArguments) -> Path:
         next_model = output_dir / "merged"
         merged.save_pretrained(next_model)
         trainer.processing_class.save_pretrained(next_model)
-    reward_funcs = getattr(trainer, "unirg_reward_functions", None)
-    if reward_funcs is not None and trainer.is_world_process_zero():
+    from clients.trl import RewardFunctions
+
+    # GRPOTrainer keeps the list it was given, so the functions' profile hash is reachable from it.
+    reward_funcs = getattr(trainer, "reward_funcs", None)
+    if isinstance(reward_funcs, RewardFunctions) and trainer.is_world_process_zero():
         # The service reports the hash with every batch; keep the last one it answered with.
         record_path = output_dir / REWARD_RECORD
         record = json.loads(record_path.read_text(encoding="utf-8"))

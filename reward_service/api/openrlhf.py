@@ -15,7 +15,7 @@ from clients import RewardClientError
 from clients.openrlhf import openrlhf_outputs, response_from_query
 from reward_service.api.deps import EngineDep, RequestGateDep, SettingsDep
 from reward_service.api.schemas import ErrorResponse, ScoreRequest, ScoreRequestItem
-from reward_service.api.score import score
+from reward_service.api.score import score_request
 
 router = APIRouter(tags=["openrlhf"])
 
@@ -76,7 +76,7 @@ async def get_reward(
             zip(request.query, prompts, request.labels, strict=True)
         )
     ]
-    scored = await score(
+    scored = await score_request(
         ScoreRequest(profile=profile, items=items, return_details=False), engine, settings, gate
     )
     rewards = [item.reward for item in scored.items]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, HTTPException, Response, status
 
 from reward_service import metrics
@@ -99,6 +101,15 @@ async def score(
     A candidate longer than ``UNIRG_MAX_REPORT_CHARS`` is not scored: that item alone gets a null reward
     and an error, since it comes from the policy under training and must not fail its neighbours.
     """
+    scored = await score_request(request, engine, settings, gate)
+    # Serialised by pydantic-core directly: returning the model would make FastAPI validate it again.
+    return Response(scored.model_dump_json(), media_type="application/json")
+
+
+async def score_request(
+    request: ScoreRequest, engine: RewardEngine, settings: Settings, gate: asyncio.Semaphore
+) -> ScoreResponse:
+    """What ``POST /v1/score`` computes, for every route that scores (OpenRLHF's too)."""
     check_request(request, engine, settings)
     if gate.locked():
         metrics.REJECTED.inc()
@@ -111,7 +122,7 @@ async def score(
             metrics.IN_FLIGHT.dec()
 
 
-async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> Response:
+async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> ScoreResponse:
     limit = settings.max_report_chars
     items: list[ScoreItem] = []
     oversize: dict[int, str] = {}
@@ -133,7 +144,7 @@ async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings
             response_items.append(ScoredItem(id=item_id, reward=None, components={}, errors=[oversize[index]]))
         else:
             response_items.append(next(scored))
-    response = ScoreResponse(
+    return ScoreResponse(
         profile=batch.profile.profile.name,
         profile_hash=batch.profile.hash,
         items=response_items,
@@ -142,5 +153,3 @@ async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings
             components_ms={key: seconds * 1000 for key, seconds in batch.component_seconds.items()},
         ),
     )
-    # Serialised by pydantic-core directly: returning the model would make FastAPI validate it again.
-    return Response(response.model_dump_json(), media_type="application/json")

@@ -19,6 +19,7 @@ from reward_service.batching.batcher import (
     DynamicBatcher,
     ProcessFn,
     QueueFullError,
+    padded_length,
 )
 from reward_service.batching.cache import ReferenceCache, text_key
 from reward_service.batching.pairs import PairEncoder
@@ -32,9 +33,24 @@ def batcher_from_settings(
     settings: Settings,
     *,
     key: Callable[[object], Hashable] | None = None,
+    bucketed: bool = False,
 ) -> DynamicBatcher:
-    """A :class:`DynamicBatcher` with the knobs of ``settings`` (``batch_*``)."""
-    extra = {} if key is None else {"key": key}
+    """A :class:`DynamicBatcher` with the knobs of ``settings`` (``batch_*``).
+
+    With ``bucketed``, ``cost(item)`` must be the item's token count; items are then costed at
+    their padded length (a multiple of ``settings.batch_pad_multiple``) and batched only with items
+    of the same padded length, and ``process`` must pad each batch to
+    ``padded_length(longest, settings.batch_pad_multiple)``: numbers then do not depend on batching.
+    """
+    extra: dict = {} if key is None else {"key": key}
+    if bucketed:
+        multiple = settings.batch_pad_multiple
+        token_count = cost
+
+        def cost(item: object) -> int:
+            return padded_length(token_count(item), multiple)
+
+        extra["bucket"] = cost
     return DynamicBatcher(
         name,
         process,
@@ -56,5 +72,6 @@ __all__ = [
     "QueueFullError",
     "ReferenceCache",
     "batcher_from_settings",
+    "padded_length",
     "text_key",
 ]

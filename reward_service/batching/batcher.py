@@ -86,6 +86,11 @@ class _Entry(Generic[ItemT, ResultT]):
                 waiter.set_result(outcome)
 
 
+def padded_length(length: int, multiple: int) -> int:
+    """``length`` rounded up to a multiple of ``multiple``: the length a batch is padded to."""
+    return -(-length // multiple) * multiple
+
+
 def _identity_key(item: object) -> Hashable:
     return item  # type: ignore[return-value]
 
@@ -102,6 +107,11 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             budget still runs alone).
         key: identifies identical items (default: the item itself, which must then be hashable).
             Identical items queued or running at once are computed once.
+        bucket: when given, a batch only holds items of one bucket. With ``bucket`` the padded
+            length (see :func:`padded_length`) and ``process`` padding every batch to it, an item's
+            forward pass has the same shapes whatever shares its batch, so its numbers are
+            bit-identical however requests are batched (on CPU; GPU libraries may still pick
+            kernels by batch size).
         token_budget: most padded tokens in one batch.
         max_wait_ms: how long the worker, finding the queue newly non-empty, waits for more items
             before starting a batch. 0 starts at once.
@@ -120,6 +130,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         cost: Callable[[ItemT], int],
         *,
         key: Callable[[ItemT], Hashable] = _identity_key,
+        bucket: Callable[[ItemT], Hashable] | None = None,
         token_budget: int = 16384,
         max_wait_ms: float = 2.0,
         window: int = 256,
@@ -131,6 +142,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self._process = process
         self._cost = cost
         self._key = key
+        self._bucket = bucket
         self.token_budget = token_budget
         self.max_wait = max_wait_ms / 1000.0
         self.window = window
@@ -227,15 +239,18 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                 self._by_key.pop(entry.key, None)
         metrics.BATCHER_QUEUE_DEPTH.labels(model=self.name).set(len(self._queue))
         taken.sort(key=lambda entry: entry.cost)
-        batches: list[list[_Entry[ItemT, ResultT]]] = []
-        current: list[_Entry[ItemT, ResultT]] = []
+        groups: dict[Hashable, list[_Entry[ItemT, ResultT]]] = {}
         for entry in taken:
-            # Sorted ascending, so this entry's cost is the padded length of the batch it joins.
-            if current and (len(current) + 1) * entry.cost > self.token_budget:
-                batches.append(current)
-                current = []
-            current.append(entry)
-        if current:
+            groups.setdefault(None if self._bucket is None else self._bucket(entry.item), []).append(entry)
+        batches: list[list[_Entry[ItemT, ResultT]]] = []
+        for group in groups.values():
+            current: list[_Entry[ItemT, ResultT]] = []
+            for entry in group:
+                # Sorted ascending, so this entry's cost is the padded length of the batch it joins.
+                if current and (len(current) + 1) * entry.cost > self.token_budget:
+                    batches.append(current)
+                    current = []
+                current.append(entry)
             batches.append(current)
         return batches
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel, BertTokenizer
 
+from reward_service.batching import padded_length
 from reward_service.text.chexpert import CHEXPERT_OBSERVATIONS
 
 #: The 14 labels in head order: CheXpert's observations.
@@ -106,10 +107,11 @@ def tokenize_report(text: str, tokenizer: BertTokenizer) -> list[int]:
 
 
 @torch.inference_mode()
-def run_chexbert(model: CheXbertModel, batch: Sequence[Sequence[int]], device: str) -> list[CheXbertOutput]:
-    """Label a batch of tokenized reports in one padded forward pass."""
-    lengths = [len(ids) for ids in batch]
-    width = max(lengths)
+def run_chexbert(
+    model: CheXbertModel, batch: Sequence[Sequence[int]], device: str, pad_multiple: int = 1
+) -> list[CheXbertOutput]:
+    """Label a batch of tokenized reports in one forward pass, padded to a multiple of ``pad_multiple``."""
+    width = padded_length(max(len(ids) for ids in batch), pad_multiple)
     input_ids = torch.zeros(len(batch), width, dtype=torch.long)
     attention = torch.zeros(len(batch), width, dtype=torch.long)
     for row, ids in enumerate(batch):

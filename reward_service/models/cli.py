@@ -153,11 +153,26 @@ CacheOption = Annotated[
 ]
 
 
-def _collect(profiles: list[str] | None, cache_dir: Path | None) -> tuple[Settings, list[tuple[str, Weight]]]:
+RadGraphOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--radgraph",
+        help="Also a RadGraph model no profile names (radgraph, radgraph-xl, ...); repeatable.",
+    ),
+]
+
+
+def _collect(
+    profiles: list[str] | None, cache_dir: Path | None, radgraph: list[str] | None = None
+) -> tuple[Settings, list[tuple[str, Weight]]]:
     settings = Settings() if cache_dir is None else Settings(model_cache_dir=cache_dir)
     names = profiles or sorted(shipped_profiles())
     rows: list[tuple[str, Weight]] = []
     seen: set[Weight] = set()
+    for model_type in radgraph or []:
+        weight = Weight("radgraph", model_type, "RadGraph model", radgraph_cache_dir(settings))
+        seen.add(weight)
+        rows.append(("--radgraph", weight))
     for name in names:
         try:
             weights = weights_of(name, settings)
@@ -172,13 +187,15 @@ def _collect(profiles: list[str] | None, cache_dir: Path | None) -> tuple[Settin
 
 
 @models_app.command()
-def fetch(profile: ProfileOption = None, cache_dir: CacheOption = None) -> None:
+def fetch(
+    profile: ProfileOption = None, cache_dir: CacheOption = None, radgraph: RadGraphOption = None
+) -> None:
     """Download every weight the profiles need (hub ids in DESIGN.md) into the model cache.
 
-    Needs hub access. Example: `unirg models fetch -p unirg-stage1 --cache-dir /models`, then run the
-    service with UNIRG_MODEL_CACHE_DIR=/models.
+    Needs hub access. Example: `unirg models fetch -p unirg-stage1 --radgraph radgraph-xl --cache-dir
+    /models`, then run the service with UNIRG_MODEL_CACHE_DIR=/models.
     """
-    settings, rows = _collect(profile, cache_dir)
+    settings, rows = _collect(profile, cache_dir, radgraph)
     failures = 0
     for name, weight in rows:
         console.print(f"[bold]{weight.what}[/] {weight.spec} ({name})")
@@ -194,9 +211,11 @@ def fetch(profile: ProfileOption = None, cache_dir: CacheOption = None) -> None:
 
 
 @models_app.command()
-def check(profile: ProfileOption = None, cache_dir: CacheOption = None) -> None:
+def check(
+    profile: ProfileOption = None, cache_dir: CacheOption = None, radgraph: RadGraphOption = None
+) -> None:
     """Report which weights the profiles need and whether each is present locally (no network)."""
-    settings, rows = _collect(profile, cache_dir)
+    settings, rows = _collect(profile, cache_dir, radgraph)
     table = Table(title=f"Model weights (cache: {settings.model_cache_dir})")
     for column in ("profile", "weight", "source", "status", "location"):
         table.add_column(column)

@@ -86,7 +86,10 @@ def resolve_model_dir(spec: str, settings: Settings, *, what: str) -> Path:
     except (LocalEntryNotFoundError, FileNotFoundError, ValueError) as exc:
         if not settings.model_download:
             raise MissingWeightsError(what, spec) from exc
-    return download_model_dir(spec, settings)
+    try:
+        return download_model_dir(spec, settings)
+    except Exception as exc:  # offline, unknown repository, no permission: say so at start-up
+        raise MissingWeightsError(what, spec, f"(download failed: {exc})") from exc
 
 
 def download_model_dir(repo_id: str, settings: Settings) -> Path:
@@ -119,7 +122,10 @@ def resolve_model_file(spec: str, settings: Settings, *, what: str) -> Path:
     except (LocalEntryNotFoundError, FileNotFoundError) as exc:
         if not settings.model_download:
             raise MissingWeightsError(what, spec) from exc
-    return Path(hf_hub_download(repo_id, filename, cache_dir=cache))
+    try:
+        return Path(hf_hub_download(repo_id, filename, cache_dir=cache))
+    except Exception as exc:  # offline, unknown repository, no permission: say so at start-up
+        raise MissingWeightsError(what, spec, f"(download failed: {exc})") from exc
 
 
 @lru_cache(maxsize=64)

@@ -13,7 +13,10 @@ state dict has exactly the keys the loader expects (it loads with ``strict=True`
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,13 +159,14 @@ def _calibrate_output_layers(
     import radgraph
     import torch
 
-    loader = radgraph.RadGraph(model_type=model_type, model_cache_dir=str(model_dir.parent), cuda=-1)
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints its device choice
+        loader = radgraph.RadGraph(model_type=model_type, model_cache_dir=str(model_dir.parent), cuda=-1)
     model = loader.model
     ner_outputs = [scorer[-1]._module for scorer in model._ner._ner_scorers.values()]
     relation_outputs = list(model._relation._relation_scorers.values())
     captured: dict[str, torch.Tensor] = {}
 
-    def keep(name: str):
+    def keep(name: str) -> Callable[..., None]:
         def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             # A copy: the relation module adds mention scores to this tensor in place afterwards.
             captured[name] = output.detach().reshape(-1, output.shape[-1]).clone()

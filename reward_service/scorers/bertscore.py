@@ -99,12 +99,23 @@ def baseline_values(path: Path, layer: int) -> torch.Tensor:
 
 
 def _embed(
-    model: Any, pad_token_id: int, idf: Mapping[int, float], device: str, batch: list[tuple[int, ...]]
+    model: Any,
+    pad_token_id: int,
+    idf: Mapping[int, float],
+    device: str,
+    pad_multiple: int,
+    batch: list[tuple[int, ...]],
 ) -> list[TextEmbedding]:
     import torch
     from bert_score.utils import bert_encode, padding
 
+    from reward_service.batching import padded_length
+
     padded, lengths, mask = padding([list(ids) for ids in batch], pad_token_id)
+    # Pad to the bucket length the batcher grouped by, so a text's embedding is batch-independent.
+    extra = padded_length(padded.shape[1], pad_multiple) - padded.shape[1]
+    padded = torch.nn.functional.pad(padded, (0, extra), value=pad_token_id)
+    mask = torch.nn.functional.pad(mask, (0, extra), value=0)
     embeddings = bert_encode(model, padded.to(device), attention_mask=mask.to(device)).cpu()
     return [
         TextEmbedding(
@@ -209,9 +220,10 @@ class BertScoreScorer(Scorer):
         pad = tokenizer.pad_token_id
         batcher = batcher_from_settings(
             f"bertscore:{model_dir.name}:L{layer}",
-            lambda batch: _embed(model, pad, idf, device, batch),
+            lambda batch: _embed(model, pad, idf, device, self.settings.batch_pad_multiple, batch),
             len,
             self.settings,
+            bucketed=True,
         )
         cache = ReferenceCache("bertscore", self.settings.reference_cache_size)
         pairs = PairEncoder(
@@ -228,6 +240,14 @@ class BertScoreScorer(Scorer):
         if self._key is not None:
             await MODELS.release(self._key)
             self._key = self._encoder = None
+
+    def readiness(self) -> dict[str, Any]:
+        if self._encoder is None:
+            return {"loaded": False}
+        return {
+            "queued": self._encoder.pairs.batcher.queued,
+            "cached_references": len(self._encoder.pairs.cache),
+        }
 
     def fingerprint(self) -> dict[str, Any]:
         return dict(self._fingerprint)

@@ -93,10 +93,11 @@ async def _load(checkpoint_spec: str, encoder_spec: str, settings: Settings) -> 
             }
             batcher = batcher_from_settings(
                 f"chexbert:{checkpoint.name}",
-                lambda batch: run_chexbert(model, batch, device),
+                lambda batch: run_chexbert(model, batch, device, settings.batch_pad_multiple),
                 len,
                 settings,
                 key=tuple,
+                bucketed=True,
             )
             cache = ReferenceCache("chexbert", settings.reference_cache_size)
             encoder = PairEncoder(
@@ -128,6 +129,14 @@ class _CheXbertScorer(Scorer):
         if self._key is not None:
             await MODELS.release(self._key)
             self._key = self._model = None
+
+    def readiness(self) -> dict[str, Any]:
+        if self._model is None:
+            return {"loaded": False}
+        return {
+            "queued": self._model.encoder.batcher.queued,
+            "cached_references": len(self._model.encoder.cache),
+        }
 
     def fingerprint(self) -> dict[str, Any]:
         return dict(self._model.fingerprint) if self._model else {}

@@ -174,18 +174,17 @@ async def load_radgraph(
     async def load() -> LoadedRadGraph:
         def build() -> LoadedRadGraph:
             from reward_service.batching import PairEncoder, ReferenceCache, batcher_from_settings
-            from reward_service.models.hub import resolve_model_dir, select_device
+            from reward_service.models.hub import select_device
             from reward_service.models.radgraph import BatchedRadGraph, encoder_name, with_local_encoder
 
             encoder = encoder_name(directory)
             workdir = None
             package_dir = cache_dir
             if not Path(encoder).is_dir():  # a hub id: use the copy in the service's cache, not ~/.cache
-                local = resolve_model_dir(
-                    encoder, settings, what=f"RadGraph {model_type} encoder config/tokenizer"
-                )
-                workdir = Path(tempfile.mkdtemp(prefix="unirg-radgraph-"))
-                package_dir = with_local_encoder(directory, local, workdir)
+                local = _resolve_encoder(encoder, model_type, settings)
+                if local is not None:
+                    workdir = Path(tempfile.mkdtemp(prefix="unirg-radgraph-"))
+                    package_dir = with_local_encoder(directory, local, workdir)
             try:
                 model = BatchedRadGraph(package_dir, model_type, select_device(settings))
             except BaseException:
@@ -205,6 +204,26 @@ async def load_radgraph(
         return await asyncio.to_thread(build)
 
     return key, await MODELS.acquire(key, load)
+
+
+def _resolve_encoder(encoder: str, model_type: str, settings: Settings) -> Path | None:
+    """The local copy of a hub-id encoder in the service's cache, or None to let the package find it.
+
+    The service's cache (``<model_cache_dir>/hub``) comes first. Failing that, a copy in the default
+    Hugging Face cache, where the package itself looks, is accepted as is.
+    """
+    from reward_service.models.hub import MissingWeightsError, resolve_model_dir
+
+    try:
+        return resolve_model_dir(encoder, settings, what=f"RadGraph {model_type} encoder config/tokenizer")
+    except MissingWeightsError:
+        from huggingface_hub import snapshot_download
+
+        try:
+            snapshot_download(encoder, local_files_only=True)
+        except Exception:
+            raise MissingWeightsError(f"RadGraph {model_type} encoder config/tokenizer", encoder) from None
+        return None
 
 
 class RadGraphScorer(Scorer):
