@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse
 
 from reward_service import metrics
 from reward_service.api import health, openrlhf, profiles, score
-from reward_service.api.score import ServiceFull
 from reward_service.engine import RewardEngine
+from reward_service.errors import Overloaded
 from reward_service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -87,16 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=422,
         )
 
-    @app.exception_handler(ServiceFull)
-    async def _service_full(request: Request, exc: ServiceFull) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": f"the service is scoring {settings.max_concurrent_requests} requests already "
-                "(UNIRG_MAX_CONCURRENT_REQUESTS); retry after the Retry-After delay"
-            },
-            status_code=429,
-            headers={"Retry-After": "1"},
-        )
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        metrics.REJECTED.inc()
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.middleware("http")
     async def _count_requests(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]

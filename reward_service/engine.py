@@ -17,6 +17,7 @@ from typing import Any
 
 from reward_service import metrics
 from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
+from reward_service.errors import Overloaded
 from reward_service.scorers import ScoreItem, Scorer, ScoreResult, describe_exception, scorer_class
 from reward_service.settings import Settings
 
@@ -150,6 +151,8 @@ class RewardEngine:
             results = await scorer.score_batch(items, upstream)
             if len(results) != len(items):
                 raise RuntimeError(f"scorer returned {len(results)} results for {len(items)} items")
+        except Overloaded:
+            raise  # backpressure: the whole request is answered 429 and retried by the client
         except Exception as exc:  # a failing scorer fails its component, never the request
             logger.exception("scorer %s failed on a batch of %d", key, len(items))
             results = [ScoreResult.failed(describe_exception(exc)) for _ in items]

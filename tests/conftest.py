@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from hub_cache import build_stage1_cache
 from live_service import REPO_ROOT, ServiceProcess, free_port, launch_service
 
 SHARED_REPORTS = REPO_ROOT.parent / "shared" / "data" / "rexrank_iuxray_test.json"
@@ -56,3 +57,9 @@ def shared_reports() -> dict[str, dict]:
     import json
 
     return json.loads(SHARED_REPORTS.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache holding every weight of unirg-stage1 (tiny random models), as `unirg models fetch` leaves it."""
+    return build_stage1_cache(tmp_path_factory.mktemp("model-cache"))

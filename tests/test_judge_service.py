@@ -21,7 +21,6 @@ import pytest
 from judge_server import MALFORMED_ANSWER, JudgeServer
 from live_service import free_port
 from prometheus_client.parser import text_string_to_metric_families
-from test_models_cli import model_cache  # noqa: F401  (fixture: tiny unirg-stage1 weights in a hub cache)
 
 REFERENCE = "Heart size is normal. Lungs are clear."
 # A: "small left effusion" (significant), "minor skin fold" (insignificant); B: "lungs are clear".
@@ -364,7 +363,7 @@ def test_missing_judge_settings_stop_startup_with_a_message(start_service: Calla
 def test_unirg_stage2_adds_half_the_judge_score_to_stage1(
     start_service: Callable[..., str],
     judge: JudgeServer,
-    model_cache: Path,  # noqa: F811  (the fixture imported from test_models_cli)
+    model_cache: Path,
 ) -> None:
     """The shipped stage-2 profile on tiny random models: R2 = R1 + 0.5 * 1/(1 + significant errors)."""
     env = {**judge_env(judge), "UNIRG_MODEL_CACHE_DIR": str(model_cache), "UNIRG_DEVICE": "cpu"}

@@ -328,3 +328,19 @@ async def test_scores_do_not_depend_on_batching(
     alone = [(await score_with(name, options, settings(tmp_path), [item]))[0] for item in items[::5]]
     assert [r.score for r in together] == [r.score for r in small_batches]  # exactly, not approximately
     assert [r.score for r in together[::5]] == [r.score for r in alone]
+
+
+def test_full_model_queue_answers_429_with_retry_after(
+    tiny_models: dict[str, Path], tmp_path: Path, start_service
+) -> None:
+    profile = write_profile(tmp_path / "tiny.yaml", tiny_models)
+    base_url = start_service(profile=str(profile), env={"UNIRG_DEVICE": "cpu", "UNIRG_BATCH_QUEUE_SIZE": "4"})
+    items = [{"reference": REFERENCES[0], "candidate": f"{CANDIDATES[0]} Item {i}."} for i in range(8)]
+    response = httpx.post(f"{base_url}/v1/score", json={"items": items}, timeout=120)
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1"
+    assert "UNIRG_BATCH_QUEUE_SIZE" in response.json()["detail"]
+    # Work that fits is still scored, and the refusal is counted.
+    fits = httpx.post(f"{base_url}/v1/score", json={"items": items[:1]}, timeout=120)
+    assert fits.status_code == 200 and fits.json()["items"][0]["reward"] is not None
+    assert "unirg_requests_rejected_total 1.0" in httpx.get(f"{base_url}/metrics").text

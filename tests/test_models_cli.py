@@ -14,35 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from reward_service.models.random_init import build_bert_encoder, build_chexbert_checkpoint
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def hub_snapshot(cache: Path, repo_id: str) -> Path:
-    repo = cache / "hub" / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(COMMIT, encoding="utf-8")
-    snapshot = repo / "snapshots" / COMMIT
-    snapshot.mkdir(parents=True, exist_ok=True)
-    return snapshot
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache holding every weight of unirg-stage1, as `unirg models fetch` would leave it."""
-    from reward_service.models.random_dygie import build_random_dygie
-
-    cache = tmp_path_factory.mktemp("model-cache")
-    # distilroberta-base stand-in: 6 layers so that layer 5 (the ReXrank setting) exists.
-    build_bert_encoder(hub_snapshot(cache, "distilroberta-base"), num_layers=6, seed=3)
-    encoder = build_bert_encoder(hub_snapshot(cache, "bert-base-uncased"), seed=4)
-    build_chexbert_checkpoint(
-        hub_snapshot(cache, "StanfordAIMI/RRG_scorers") / "chexbert.pth", encoder, seed=5
-    )
-    build_random_dygie(cache / "radgraph", model_type="radgraph")
-    return cache
+from hub_cache import hub_snapshot
 
 
 def unirg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -17,14 +17,21 @@ from reward_service.api.schemas import (
     Timings,
 )
 from reward_service.engine import BatchReward, RewardEngine
+from reward_service.errors import Overloaded
 from reward_service.scorers import ScoreItem
 from reward_service.settings import Settings
 
 router = APIRouter(tags=["scoring"])
 
 
-class ServiceFull(Exception):
-    """Raised when the service already holds as many score requests as it may; mapped to 429."""
+class ServiceFull(Overloaded):
+    """The service already holds as many score requests as it may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the service is scoring {limit} requests already (UNIRG_MAX_CONCURRENT_REQUESTS); "
+            "retry after the Retry-After delay"
+        )
 
 
 def check_request(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> None:
@@ -112,8 +119,7 @@ async def score_request(
     """What ``POST /v1/score`` computes, for every route that scores (OpenRLHF's too)."""
     check_request(request, engine, settings)
     if gate.locked():
-        metrics.REJECTED.inc()
-        raise ServiceFull()
+        raise ServiceFull(settings.max_concurrent_requests)
     async with gate:
         metrics.IN_FLIGHT.inc()
         try:

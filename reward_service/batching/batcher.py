@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from reward_service import metrics
+from reward_service.errors import Overloaded
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class BatcherError(RuntimeError):
     """Base class of errors raised by the batching machinery."""
 
 
-class QueueFullError(BatcherError):
+class QueueFullError(BatcherError, Overloaded):
     """The batcher's bounded queue cannot take the submitted items; the client should retry later.
 
     The HTTP layer maps it to ``429 Too Many Requests`` with ``Retry-After``.
