@@ -37,12 +37,10 @@ from pydantic import Field
 
 from reward_service.scorers.base import (
     ScoreItem,
-    Scorer,
     ScoreResult,
-    ScorerKind,
     ScorerOptions,
-    describe_exception,
 )
+from reward_service.scorers.model_base import SharedModelScorer, compare_pairs
 
 if TYPE_CHECKING:
     import torch
@@ -82,12 +80,12 @@ class TextEmbedding:
 class LoadedEncoder:
     """A bert-score encoder behind its batcher and reference cache."""
 
-    pairs: PairEncoder[Any, TextEmbedding]
+    encoder: PairEncoder[Any, TextEmbedding]
     fingerprint: dict[str, Any]
 
     async def close(self) -> None:
-        await self.pairs.batcher.close()
-        self.pairs.cache.clear()
+        await self.encoder.batcher.close()
+        self.encoder.cache.clear()
 
 
 def baseline_values(path: Path, layer: int) -> torch.Tensor:
@@ -126,8 +124,7 @@ def _embed(
     ]
 
 
-class BertScoreScorer(Scorer):
-    kind = ScorerKind.MODEL
+class BertScoreScorer(SharedModelScorer):
     description = (
         "BERTScore F1 (bert-score package): greedy cosine matching of contextual token embeddings, "
         "no IDF, optional baseline rescaling."
@@ -136,12 +133,10 @@ class BertScoreScorer(Scorer):
 
     def __init__(self, name: str, options: ScorerOptions, settings: Settings) -> None:
         super().__init__(name, options, settings)
-        self._key: str | None = None
-        self._encoder: LoadedEncoder | None = None
         self._baseline: torch.Tensor | None = None
-        self._fingerprint: dict[str, Any] = {}
+        self._baseline_sha256: str | None = None
 
-    async def load(self) -> None:
+    async def acquire(self) -> tuple[str, LoadedEncoder]:
         from reward_service.models.hub import file_sha256
         from reward_service.models.registry import MODELS
 
@@ -150,13 +145,9 @@ class BertScoreScorer(Scorer):
         baseline = self._baseline_path(options) if options.baseline is not None else None
         if baseline is not None:  # read before the model loads: a bad file fails fast
             self._baseline = baseline_values(baseline, layer)
-        self._key = f"bertscore:{model_dir.resolve()}:{layer}:{self.settings.device}"
-        self._encoder = await MODELS.acquire(
-            self._key, lambda: asyncio.to_thread(self._build, model_dir, layer)
-        )
-        self._fingerprint = dict(self._encoder.fingerprint)
-        if baseline is not None:
-            self._fingerprint["baseline_sha256"] = file_sha256(baseline)
+            self._baseline_sha256 = file_sha256(baseline)
+        key = f"bertscore:{model_dir.resolve()}:{layer}:{self.settings.device}"
+        return key, await MODELS.acquire(key, lambda: asyncio.to_thread(self._build, model_dir, layer))
 
     def _resolve(self, options: BertScoreOptions) -> tuple[Path, int]:
         from bert_score.utils import model2layers
@@ -226,59 +217,25 @@ class BertScoreScorer(Scorer):
             bucketed=True,
         )
         cache = ReferenceCache("bertscore", self.settings.reference_cache_size)
-        pairs = PairEncoder(
+        encoder = PairEncoder(
             batcher,
             cache,
             f"{fingerprint['model_sha256']}:L{layer}",
             lambda t: tuple(sent_encode(tokenizer, t)),
         )
-        return LoadedEncoder(pairs, fingerprint)
-
-    async def close(self) -> None:
-        from reward_service.models.registry import MODELS
-
-        if self._key is not None:
-            await MODELS.release(self._key)
-            self._key = self._encoder = None
-
-    def readiness(self) -> dict[str, Any]:
-        if self._encoder is None:
-            return {"loaded": False}
-        return {
-            "queued": self._encoder.pairs.batcher.queued,
-            "cached_references": len(self._encoder.pairs.cache),
-        }
+        return LoadedEncoder(encoder, fingerprint)
 
     def fingerprint(self) -> dict[str, Any]:
-        return dict(self._fingerprint)
+        fingerprint = super().fingerprint()
+        if self._baseline_sha256 is not None:
+            fingerprint["baseline_sha256"] = self._baseline_sha256
+        return fingerprint
 
     async def score_batch(
         self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
     ) -> list[ScoreResult]:
-        if self._encoder is None:
-            raise RuntimeError(f"scorer {self.name} is not loaded")
-        references, candidates = await self._encoder.pairs.encode(
-            [item.reference for item in items], [item.candidate for item in items]
-        )
-        return await asyncio.to_thread(self._match, references, candidates)
-
-    def _match(
-        self,
-        references: Sequence[TextEmbedding | BaseException],
-        candidates: Sequence[TextEmbedding | BaseException],
-    ) -> list[ScoreResult]:
-        results = []
-        for reference, candidate in zip(references, candidates, strict=True):
-            if isinstance(reference, BaseException):
-                results.append(ScoreResult.failed(f"reference: {describe_exception(reference)}"))
-            elif isinstance(candidate, BaseException):
-                results.append(ScoreResult.failed(f"candidate: {describe_exception(candidate)}"))
-            else:
-                try:
-                    results.append(self._match_pair(reference, candidate))
-                except Exception as exc:  # one pair's failure stays with it
-                    results.append(ScoreResult.failed(describe_exception(exc)))
-        return results
+        references, candidates = await self.encode_pairs(items)
+        return await asyncio.to_thread(compare_pairs, references, candidates, self._match_pair)
 
     def _match_pair(self, reference: TextEmbedding, candidate: TextEmbedding) -> ScoreResult:
         import torch

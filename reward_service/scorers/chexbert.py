@@ -25,12 +25,10 @@ from pydantic import Field
 
 from reward_service.scorers.base import (
     ScoreItem,
-    Scorer,
     ScoreResult,
-    ScorerKind,
     ScorerOptions,
-    describe_exception,
 )
+from reward_service.scorers.model_base import SharedModelScorer, compare_pairs
 
 if TYPE_CHECKING:
     from reward_service.batching import PairEncoder
@@ -113,51 +111,18 @@ async def _load(checkpoint_spec: str, encoder_spec: str, settings: Settings) -> 
     return key, await MODELS.acquire(key, load)
 
 
-class _CheXbertScorer(Scorer):
-    kind = ScorerKind.MODEL
+class _CheXbertScorer(SharedModelScorer):
     Options: ClassVar[type[ScorerOptions]] = CheXbertOptions
-    _key: str | None = None
-    _model: LoadedCheXbert | None = None
 
-    async def load(self) -> None:
+    async def acquire(self) -> tuple[str, LoadedCheXbert]:
         options: CheXbertOptions = self.options  # type: ignore[assignment]
-        self._key, self._model = await _load(options.checkpoint, options.encoder, self.settings)
-
-    async def close(self) -> None:
-        from reward_service.models.registry import MODELS
-
-        if self._key is not None:
-            await MODELS.release(self._key)
-            self._key = self._model = None
-
-    def readiness(self) -> dict[str, Any]:
-        if self._model is None:
-            return {"loaded": False}
-        return {
-            "queued": self._model.encoder.batcher.queued,
-            "cached_references": len(self._model.encoder.cache),
-        }
-
-    def fingerprint(self) -> dict[str, Any]:
-        return dict(self._model.fingerprint) if self._model else {}
+        return await _load(options.checkpoint, options.encoder, self.settings)
 
     async def score_batch(
         self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
     ) -> list[ScoreResult]:
-        if self._model is None:
-            raise RuntimeError(f"scorer {self.name} is not loaded")
-        references, candidates = await self._model.encoder.encode(
-            [item.reference for item in items], [item.candidate for item in items]
-        )
-        results = []
-        for reference, candidate in zip(references, candidates, strict=True):
-            if isinstance(reference, BaseException):
-                results.append(ScoreResult.failed(f"reference: {describe_exception(reference)}"))
-            elif isinstance(candidate, BaseException):
-                results.append(ScoreResult.failed(f"candidate: {describe_exception(candidate)}"))
-            else:
-                results.append(self.compare(reference, candidate))
-        return results
+        references, candidates = await self.encode_pairs(items)
+        return compare_pairs(references, candidates, self.compare)
 
     def compare(self, reference: CheXbertOutput, candidate: CheXbertOutput) -> ScoreResult:
         raise NotImplementedError

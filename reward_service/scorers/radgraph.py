@@ -32,12 +32,10 @@ from pydantic import Field
 
 from reward_service.scorers.base import (
     ScoreItem,
-    Scorer,
     ScoreResult,
-    ScorerKind,
     ScorerOptions,
-    describe_exception,
 )
+from reward_service.scorers.model_base import SharedModelScorer, compare_pairs
 
 if TYPE_CHECKING:
     from reward_service.batching import PairEncoder
@@ -226,36 +224,20 @@ def _resolve_encoder(encoder: str, model_type: str, settings: Settings) -> Path 
         return None
 
 
-class RadGraphScorer(Scorer):
-    kind = ScorerKind.MODEL
+class RadGraphScorer(SharedModelScorer):
     description = (
         "RadGraph F1: entities and relations of both reports by a RadGraph model; reward level simple, "
         "partial, complete or rexrank (mean of entity and relation F1)."
     )
     Options: ClassVar[type[ScorerOptions]] = RadGraphOptions
-    _key: str | None = None
-    _model: LoadedRadGraph | None = None
 
-    async def load(self) -> None:
+    async def acquire(self) -> tuple[str, LoadedRadGraph]:
         options: RadGraphOptions = self.options  # type: ignore[assignment]
-        self._key, self._model = await load_radgraph(options.model_type, options.model_dir, self.settings)
-
-    async def close(self) -> None:
-        from reward_service.models.registry import MODELS
-
-        if self._key is not None:
-            await MODELS.release(self._key)
-            self._key = self._model = None
-
-    def fingerprint(self) -> dict[str, Any]:
-        return dict(self._model.fingerprint) if self._model else {}
+        return await load_radgraph(options.model_type, options.model_dir, self.settings)
 
     async def score_batch(
         self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
     ) -> list[ScoreResult]:
-        if self._model is None:
-            raise RuntimeError(f"scorer {self.name} is not loaded")
-        options: RadGraphOptions = self.options  # type: ignore[assignment]
         results: list[ScoreResult | None] = [
             self._result(EMPTY_SCORES, None, None)
             if is_blank(item.reference) or is_blank(item.candidate)
@@ -263,23 +245,16 @@ class RadGraphScorer(Scorer):
             for item in items
         ]
         pending = [index for index, result in enumerate(results) if result is None]
-        references, candidates = await self._model.encoder.encode(
-            [items[i].reference for i in pending], [items[i].candidate for i in pending]
-        )
-        for index, reference, candidate in zip(pending, references, candidates, strict=True):
-            if isinstance(reference, BaseException):
-                results[index] = ScoreResult.failed(f"reference: {describe_exception(reference)}")
-            elif isinstance(candidate, BaseException):
-                results[index] = ScoreResult.failed(f"candidate: {describe_exception(candidate)}")
-            else:
-                try:
-                    scores = radgraph_scores(reference, candidate)
-                except Exception as exc:  # a malformed graph fails its item only
-                    results[index] = ScoreResult.failed(describe_exception(exc))
-                    continue
-                graphs = (reference, candidate) if options.return_graphs else (None, None)
-                results[index] = self._result(scores, *graphs)
+        references, candidates = await self.encode_pairs([items[i] for i in pending])
+        scored = compare_pairs(references, candidates, self._compare)
+        for index, result in zip(pending, scored, strict=True):
+            results[index] = result
         return cast(list[ScoreResult], results)
+
+    def _compare(self, reference: Annotation, candidate: Annotation) -> ScoreResult:
+        options: RadGraphOptions = self.options  # type: ignore[assignment]
+        graphs = (reference, candidate) if options.return_graphs else (None, None)
+        return self._result(radgraph_scores(reference, candidate), *graphs)
 
     def _result(
         self, scores: Mapping[str, float], reference: Annotation | None, candidate: Annotation | None
