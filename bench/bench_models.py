@@ -195,8 +195,8 @@ def main() -> None:
     bench_peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"## Model scorers: BERTScore and CheXbert vs peers in-process ({datetime.now(UTC):%Y-%m-%d})\n")
     print(
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared with other work "
-        f"while measuring), Python {platform.python_version()}, CPU. `python bench/bench_models.py --rounds "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the end, Python {platform.python_version()}, CPU. `python bench/bench_models.py --rounds "
         f"{args.rounds}`: random {args.encoder_size} BERTScore encoder (layer {BERTSCORE_LAYER}), random "
         f"{args.chexbert_size} CheXbert; per round 32 fresh IU X-ray references x 8 candidates = 256 pairs, "
         f"sent as 16 concurrent requests of 16 items; peers in-process once per 16-item chunk.\n"
