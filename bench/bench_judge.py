@@ -111,16 +111,25 @@ def measure(base_url: str, reports: list[str], rounds: int, judge: JudgeServer) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=20, help="cold requests (warm: 5x as many); default 20")
     parser.add_argument(
-        "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis to cache in; 'none' skips the Redis run"
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="Redis to cache in; 'none' skips the Redis run",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the run with the in-process LRU cache")
     parser.add_argument(
-        "--judge-delay", type=float, default=0.0, help="seconds the test judge waits per call (a stand-in LLM)"
+        "--judge-delay",
+        type=float,
+        default=0.0,
+        help="seconds the test judge waits per call (a stand-in LLM)",
     )
-    parser.add_argument("--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports")
+    parser.add_argument(
+        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports"
+    )
     args = parser.parse_args()
 
     reports = load_reports(args.reports)

@@ -90,7 +90,9 @@ def time_call(function, rounds: int) -> float:  # type: ignore[no-untyped-def]
 def rule_scorers() -> list[RuleScorer]:
     settings = Settings()
     classes = {name: scorer_class(name) for name in sorted(REGISTRY)}
-    return [cls(name, cls.Options(), settings) for name, cls in classes.items() if issubclass(cls, RuleScorer)]
+    return [
+        cls(name, cls.Options(), settings) for name, cls in classes.items() if issubclass(cls, RuleScorer)
+    ]
 
 
 def bench_scorers(pairs: list[ScoreItem], rounds: int) -> dict[str, float]:
@@ -109,13 +111,18 @@ def bench_peers(pairs: list[ScoreItem], rounds: int) -> dict[str, float]:
 
     def fast_bleu_all() -> None:
         for item in pairs:
-            BLEU([rexrank_tokens(item.reference)], {"bleu2": (0.5, 0.5)}).get_score([rexrank_tokens(item.candidate)])
+            BLEU([rexrank_tokens(item.reference)], {"bleu2": (0.5, 0.5)}).get_score(
+                [rexrank_tokens(item.candidate)]
+            )
 
     def rouge_all() -> None:
         for item in pairs:
             rouge.score(item.reference, item.candidate)
 
-    return {"fast-bleu (BLEU-2)": time_call(fast_bleu_all, rounds), "rouge-score (ROUGE-L)": time_call(rouge_all, rounds)}
+    return {
+        "fast-bleu (BLEU-2)": time_call(fast_bleu_all, rounds),
+        "rouge-score (ROUGE-L)": time_call(rouge_all, rounds),
+    }
 
 
 def bench_http(pairs: list[ScoreItem], requests: int) -> tuple[float, float, list[str]]:
@@ -143,8 +150,12 @@ def bench_http(pairs: list[ScoreItem], requests: int) -> tuple[float, float, lis
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
+    )
     parser.add_argument("--rounds", type=int, default=3, help="Repetitions per measurement (best is kept).")
     parser.add_argument("--requests", type=int, default=200, help="Timed 64-item HTTP requests.")
     args = parser.parse_args()
@@ -159,7 +170,9 @@ def main() -> None:
     p50, p99, components = bench_http(pairs, args.requests)
     whole_set = ours.pop("whole set")
     peer_total = sum(peers.values())
-    print(f"## Rule-based scorers and HTTP latency (bench/bench_rules.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n")
+    print(
+        f"## Rule-based scorers and HTTP latency (bench/bench_rules.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
+    )
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
         f"Python {platform.python_version()}, one process. {n} real IU X-ray pairs (reference vs another "
@@ -168,8 +181,12 @@ def main() -> None:
     )
     print("| what | pairs/s | vs fast-bleu + rouge-score |")
     print("| --- | ---: | ---: |")
-    print(f"| whole rule-based set ({', '.join(ours)}) | {n / whole_set:,.0f} | {peer_total / whole_set:.2f}x |")
-    print(f"| whole set, every text new (numbered; no analysis reused) | {n / unique:,.0f} | {peer_total / unique:.2f}x |")
+    print(
+        f"| whole rule-based set ({', '.join(ours)}) | {n / whole_set:,.0f} | {peer_total / whole_set:.2f}x |"
+    )
+    print(
+        f"| whole set, every text new (numbered; no analysis reused) | {n / unique:,.0f} | {peer_total / unique:.2f}x |"
+    )
     print(f"| whole set, GRPO-shaped: 16 candidates per reference | {n // 16 * 16 / grouped:,.0f} | |")
     for name, seconds in ours.items():
         print(f"| `{name}` alone | {n / seconds:,.0f} | |")
@@ -180,8 +197,10 @@ def main() -> None:
         "\n`chexpert_labels` and `clinical_errors` share one analysis of each report "
         "(`reward_service.text.findings.extract_findings`), so the whole set costs less than its parts."
     )
-    print(f"\nHTTP, default profile ({', '.join(components)}), 64-item request on loopback, "
-          f"{args.requests} sequential requests: p50 {p50:.1f} ms, p99 {p99:.1f} ms.")
+    print(
+        f"\nHTTP, default profile ({', '.join(components)}), 64-item request on loopback, "
+        f"{args.requests} sequential requests: p50 {p50:.1f} ms, p99 {p99:.1f} ms."
+    )
 
 
 if __name__ == "__main__":

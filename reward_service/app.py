@@ -90,7 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
         metrics.REJECTED.inc()
-        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)}
+        )
 
     @app.middleware("http")
     async def _count_requests(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]

@@ -45,7 +45,9 @@ def serve(
     extra_profile: Annotated[
         list[str] | None, typer.Option(help="Another profile requests may select; repeatable.")
     ] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error [UNIRG_LOG_LEVEL].")] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning, error [UNIRG_LOG_LEVEL].")
+    ] = None,
 ) -> None:
     """Run the reward service (HTTP API on uvicorn) until interrupted."""
     import uvicorn
@@ -60,7 +62,9 @@ def serve(
         "log_level": log_level,
     }
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     _check_profiles(settings)
     application = create_app(settings)
     server = uvicorn.Server(
@@ -82,9 +86,7 @@ def _check_profiles(settings: Settings) -> None:
             raise typer.Exit(2) from None
 
 
-def _read_items(
-    file: Path, candidates: Path | None, field: str
-) -> list[ScoreItem]:
+def _read_items(file: Path, candidates: Path | None, field: str) -> list[ScoreItem]:
     """Items from a JSONL file, or from ReXrank JSON references plus ReXrank JSON candidates."""
     text = file.read_text(encoding="utf-8")
     if file.suffix == ".jsonl":
@@ -107,12 +109,16 @@ def _read_items(
                 raise typer.BadParameter(f"{file}:{line_number} lacks the field {exc}") from None
         return items
     if candidates is None:
-        raise typer.BadParameter("a ReXrank JSON reference file needs --candidates with the generated reports")
+        raise typer.BadParameter(
+            "a ReXrank JSON reference file needs --candidates with the generated reports"
+        )
     references = json.loads(text)
     generated = json.loads(candidates.read_text(encoding="utf-8"))
     missing = sorted(set(references) - set(generated))
     if missing:
-        console.print(f"[yellow]{len(missing)} studies have no candidate and are skipped (first: {missing[0]})")
+        console.print(
+            f"[yellow]{len(missing)} studies have no candidate and are skipped (first: {missing[0]})"
+        )
     return [
         ScoreItem(id=study, reference=references[study][field], candidate=generated[study][field])
         for study in references
@@ -124,7 +130,9 @@ def _read_items(
 def score(
     file: Annotated[
         Path | None,
-        typer.Argument(help="JSONL of {id, reference, candidate} rows, or ReXrank JSON references.", exists=True),
+        typer.Argument(
+            help="JSONL of {id, reference, candidate} rows, or ReXrank JSON references.", exists=True
+        ),
     ] = None,
     candidates: Annotated[
         Path | None, typer.Option(help="ReXrank JSON of generated reports, keyed like FILE.", exists=True)
@@ -132,8 +140,12 @@ def score(
     reference: Annotated[str | None, typer.Option(help="One reference report (with --candidate).")] = None,
     candidate: Annotated[str | None, typer.Option(help="One generated report (with --reference).")] = None,
     profile: Annotated[str, typer.Option(help="Shipped profile name or YAML path.")] = "default",
-    field: Annotated[str, typer.Option(help="ReXrank field to compare: report, section_findings, ...")] = "report",
-    output: Annotated[Path | None, typer.Option(help="Also write every item's full result as JSONL here.")] = None,
+    field: Annotated[
+        str, typer.Option(help="ReXrank field to compare: report, section_findings, ...")
+    ] = "report",
+    output: Annotated[
+        Path | None, typer.Option(help="Also write every item's full result as JSONL here.")
+    ] = None,
 ) -> None:
     """Score report pairs in-process with a profile and print a table (no server needed)."""
     from reward_service.engine import RewardEngine
@@ -237,7 +249,9 @@ def profiles_show(name: Annotated[str, typer.Argument(help="Shipped profile name
 
 @app.command("settings")
 def settings_table(
-    markdown: Annotated[bool, typer.Option(help="Print a Markdown table (the README's configuration table).")] = False,
+    markdown: Annotated[
+        bool, typer.Option(help="Print a Markdown table (the README's configuration table).")
+    ] = False,
 ) -> None:
     """Show every UNIRG_ setting: its environment variable, default and meaning."""
     rows = []

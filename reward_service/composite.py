@@ -114,7 +114,9 @@ class Profile(BaseModel):
 def shipped_profiles() -> dict[str, Path]:
     """Shipped profile names -> their YAML files."""
     folder = resources.files("reward_service") / "profiles"
-    return {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+    return {
+        Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".yaml")
+    }
 
 
 def load_profile(name_or_path: str) -> Profile:

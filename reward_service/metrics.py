@@ -18,7 +18,9 @@ COMPONENT_LATENCY = Histogram(
     ["component"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-COMPONENT_ERRORS = Counter("unirg_component_errors_total", "Items a component failed to score.", ["component"])
+COMPONENT_ERRORS = Counter(
+    "unirg_component_errors_total", "Items a component failed to score.", ["component"]
+)
 IN_FLIGHT = Gauge("unirg_requests_in_flight", "Score requests being processed.")
 REJECTED = Counter("unirg_requests_rejected_total", "Requests refused with 429 because the service was full.")
 
@@ -82,5 +84,7 @@ JUDGE_BREAKER_STATE = Gauge(
     "unirg_judge_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["circuit"]
 )
 JUDGE_INJECTION_FLAGS = Counter(
-    "unirg_judge_injection_flags_total", "Candidates flagged for instruction-like content, by pattern.", ["flag"]
+    "unirg_judge_injection_flags_total",
+    "Candidates flagged for instruction-like content, by pattern.",
+    ["flag"],
 )

@@ -142,10 +142,14 @@ class Settings(BaseSettings):
     judge_backoff_initial_s: float = Field(0.5, gt=0, description="First retry backoff, seconds (doubles).")
     judge_backoff_max_s: float = Field(20.0, gt=0, description="Longest backoff between retries, seconds.")
     judge_parse_retries: int = Field(
-        1, ge=0, description="Times an answer that cannot be parsed is asked for again before the item is null."
+        1,
+        ge=0,
+        description="Times an answer that cannot be parsed is asked for again before the item is null.",
     )
     judge_breaker_threshold: int = Field(
-        5, ge=1, description="Consecutive failed judge calls that open the circuit breaker (calls then fail fast)."
+        5,
+        ge=1,
+        description="Consecutive failed judge calls that open the circuit breaker (calls then fail fast).",
     )
     judge_breaker_reset_s: float = Field(
         30.0, gt=0, description="Seconds an open breaker waits before letting a trial call through."
@@ -157,13 +161,17 @@ class Settings(BaseSettings):
         "unirg:judge", description="Prefix of judge cache keys; change it to start a fresh cache."
     )
     judge_cache_ttl_s: int = Field(
-        30 * 24 * 3600, ge=1, description="Lifetime of a cached judge verdict (Redis or the in-process LRU), seconds."
+        30 * 24 * 3600,
+        ge=1,
+        description="Lifetime of a cached judge verdict (Redis or the in-process LRU), seconds.",
     )
     judge_cache_timeout_s: float = Field(
         0.25, gt=0, description="Timeout of one Redis operation; slower means a miss, never an error."
     )
     judge_cache_retry_s: float = Field(
-        5.0, gt=0, description="After 3 Redis failures in a row, seconds to bypass Redis before trying it again."
+        5.0,
+        gt=0,
+        description="After 3 Redis failures in a row, seconds to bypass Redis before trying it again.",
     )
     judge_cache_lru_size: int = Field(
         100_000, ge=0, description="Entries of the in-process LRU used when `UNIRG_REDIS_URL` is unset."

@@ -60,7 +60,7 @@ def launch_service(
     log_path = log_dir / f"service-{port}.log"
     process = subprocess.Popen(
         command,
-        cwd=REPO_ROOT,
+        cwd=log_dir,  # not the checkout: a developer's .env there must not leak into the tests
         env={**os.environ, "UNIRG_LOG_LEVEL": "warning", **(env or {})},
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,

@@ -20,7 +20,9 @@ def code_blocks(language: str) -> list[str]:
 
 
 def test_configuration_table_lists_every_setting() -> None:
-    missing = [f"UNIRG_{name.upper()}" for name in Settings.model_fields if f"`UNIRG_{name.upper()}`" not in README]
+    missing = [
+        f"UNIRG_{name.upper()}" for name in Settings.model_fields if f"`UNIRG_{name.upper()}`" not in README
+    ]
     assert not missing, f"README lacks {missing}: regenerate the table with `unirg settings --markdown`"
 
 

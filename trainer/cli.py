@@ -99,9 +99,9 @@ def train(
     GRPO first waits for the service, then records profile, hash and URL in OUTPUT_DIR/unirg_reward.json.
 
     Recipe (docs/training.md), after `unirg serve --profile unirg-stage1 --extra-profile unirg-stage2`:
-    1. unirg train -c configs/unirg-sft.yaml
-    2. unirg train -c configs/unirg-grpo-stage1.yaml   (beta 0: no KL)
-    3. unirg train -c configs/unirg-grpo-stage2.yaml   (beta 0.03; starts from, and stays close to, stage 1)
+    1. unirg train -c trainer/configs/unirg-sft.yaml
+    2. unirg train -c trainer/configs/unirg-grpo-stage1.yaml   (beta 0: no KL)
+    3. unirg train -c trainer/configs/unirg-grpo-stage2.yaml   (beta 0.03; starts from, and stays close to, stage 1)
 
     Try it on a CPU first: python examples/toy_grpo.py
     """

@@ -147,7 +147,9 @@ async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings
     for index, raw in enumerate(request.items):
         if index in oversize:
             item_id = raw.id if raw.id is not None else str(index)
-            response_items.append(ScoredItem(id=item_id, reward=None, components={}, errors=[oversize[index]]))
+            response_items.append(
+                ScoredItem(id=item_id, reward=None, components={}, errors=[oversize[index]])
+            )
         else:
             response_items.append(next(scored))
     return ScoreResponse(

@@ -23,7 +23,9 @@ class ReportGuardOptions(ScorerOptions):
 
 
 class ReportGuardScorer(RuleScorer):
-    description = "1 for a healthy report; lower for empty text, repeated sentences or n-grams, runaway length."
+    description = (
+        "1 for a healthy report; lower for empty text, repeated sentences or n-grams, runaway length."
+    )
     Options = ReportGuardOptions
 
     def score_one(self, item: ScoreItem) -> ScoreResult:
@@ -45,7 +47,9 @@ class ReportGuardScorer(RuleScorer):
         loop_factor = min(1.0, distinct_ratio / 0.5)
         if loop_factor < 1.0:
             flags.append("looping_text")
-        allowed = max(options.min_length_allowance, options.max_length_ratio * len(rouge_tokens(item.reference)))
+        allowed = max(
+            options.min_length_allowance, options.max_length_ratio * len(rouge_tokens(item.reference))
+        )
         length_factor = min(1.0, allowed / len(words))
         if length_factor < 1.0:
             flags.append("runaway_length")
