@@ -104,8 +104,12 @@ def test_batched_annotations_equal_the_package_on_shared_reports(
     reports = shared_texts(shared_reports, 40)
     expected = package_annotations(package, reports)
     assert batched.annotate(reports) == expected
+    # All 40 reports in one forward pass (as on a GPU, where max_reports has no default limit).
+    whole = copy.copy(batched)
+    whole.max_reports = None
+    assert whole.annotate(reports) == expected
     # Relation scoring split into many small chunks gives the same graphs.
-    small = copy.copy(batched)
+    small = copy.copy(whole)
     small.pair_budget = 64
     assert small.annotate(reports) == expected
 
