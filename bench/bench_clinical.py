@@ -32,19 +32,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 
+from bench_rules import load_pairs  # noqa: E402
+
 from reward_service.scorers import ScoreItem, scorer_class  # noqa: E402
 from reward_service.settings import Settings  # noqa: E402
-from reward_service.text.chexpert import chexpert_labels  # noqa: E402
-from reward_service.text.clinical_errors import summarize_report  # noqa: E402
-from reward_service.text.findings import extract_findings  # noqa: E402
+from reward_service.text import clear_report_caches  # noqa: E402
 
 GROUP_SIZE = 16
-
-
-def clear_caches() -> None:
-    extract_findings.cache_clear()
-    summarize_report.cache_clear()
-    chexpert_labels.cache_clear()
 
 
 def best_seconds(function: Callable[[], None], rounds: int) -> tuple[float, float]:
@@ -70,11 +64,7 @@ def main() -> None:
     if not args.reports.is_file():
         sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
     reports = [study["report"] for study in json.loads(args.reports.read_text(encoding="utf-8")).values()]
-    shuffled = reports[:]
-    random.Random(0).shuffle(shuffled)
-    pairs = [
-        ScoreItem(str(i), ref, cand) for i, (ref, cand) in enumerate(zip(reports, shuffled, strict=True))
-    ]
+    pairs = load_pairs(args.reports)
     rng = random.Random(1)
     groups = [
         ScoreItem(f"{i}-{j}", reports[i], reports[rng.randrange(len(reports))])
@@ -89,12 +79,12 @@ def main() -> None:
 
         def cold(scorer=scorer) -> None:  # type: ignore[no-untyped-def]
             for item in pairs:
-                clear_caches()
+                clear_report_caches()
                 scorer.score_one(item)
 
         def grouped(scorer=scorer) -> None:  # type: ignore[no-untyped-def]
             for start in range(0, len(groups), GROUP_SIZE):
-                clear_caches()  # candidates from scratch; the group's reference is labelled once
+                clear_report_caches()  # candidates from scratch; the group's reference is labelled once
                 for item in groups[start : start + GROUP_SIZE]:
                     scorer.score_one(item)
 
@@ -130,7 +120,7 @@ def main() -> None:
         f"## Rule-based clinical scorers (bench/bench_clinical.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
     )
     print(
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
         f"(load average {os.getloadavg()[0]:.1f}), Python {platform.python_version()}, one process. "
         f"{len(pairs)} real IU X-ray pairs (reference vs another study's report), best of {args.rounds} rounds, "
         f"pairs per CPU-second. Peer on the same pairs: `rouge-score` ROUGE-L, {peer_rate:,.0f} pairs/s "

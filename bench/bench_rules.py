@@ -35,7 +35,7 @@ from live_service import launch_service  # noqa: E402
 
 from reward_service.scorers import REGISTRY, RuleScorer, ScoreItem, scorer_class  # noqa: E402
 from reward_service.settings import Settings  # noqa: E402
-from reward_service.text import chexpert, clinical_errors, findings  # noqa: E402
+from reward_service.text import clear_report_caches  # noqa: E402
 from reward_service.text.tokens import rexrank_tokens  # noqa: E402
 
 DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
@@ -68,19 +68,11 @@ def grpo_groups(pairs: list[ScoreItem], group: int = 16) -> list[ScoreItem]:
     ]
 
 
-def clear_text_caches() -> None:
-    """Forget every report already analysed, so each round measures the work from scratch."""
-    for module in (chexpert, clinical_errors, findings):
-        for value in vars(module).values():
-            if hasattr(value, "cache_clear"):
-                value.cache_clear()
-
-
 def time_call(function, rounds: int) -> float:  # type: ignore[no-untyped-def]
     """Best wall time of ``rounds`` calls (the least disturbed by other processes), each from cold caches."""
     best = float("inf")
     for _ in range(rounds):
-        clear_text_caches()
+        clear_report_caches()
         started = time.perf_counter()
         function()
         best = min(best, time.perf_counter() - started)
