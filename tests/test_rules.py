@@ -109,3 +109,20 @@ def test_a_rule_file_with_an_unknown_finding_is_refused(monkeypatch: pytest.Monk
     monkeypatch.setattr(rules, "_read", broken)
     with pytest.raises(ValueError, match="unknown findings"):
         load_rules()
+
+
+async def test_profile_hash_names_the_rule_files() -> None:
+    from reward_service.composite import profile_hash
+    from reward_service.engine import RewardEngine
+    from reward_service.settings import Settings
+
+    engine = RewardEngine(Settings())
+    try:
+        loaded = await engine.load("default", default=True)
+        fingerprints = {key: scorer.fingerprint() for key, scorer in loaded.scorers.items()}
+        assert fingerprints["clinical_errors"] == {"report_rules": RULES.hash}
+        assert fingerprints["chexpert_labels"] == {"report_rules": RULES.hash}
+        edited = {key: ({"report_rules": "sha256:edited"} if value else value) for key, value in fingerprints.items()}
+        assert profile_hash(loaded.profile, edited) != loaded.hash
+    finally:
+        await engine.close()

@@ -135,13 +135,27 @@ class ClinicalError:
         }
 
 
+_EMPTY: frozenset = frozenset()
+
+
 def _summarize_mentions(mentions: list[Mention]) -> FindingSummary:
-    deciding = max(mentions, key=lambda mention: STATUS_RANK[mention.status])
-    present = [mention for mention in mentions if mention.present]
-    described = present or mentions
+    deciding = mentions[0]
+    laterality = zone = severity = change = _EMPTY
+    sizes: list[float] = []
     positions: dict[str, float] = {}
-    sizes = []
-    for mention in present:
+    spans = []
+    present_spans = []
+    for mention in mentions:
+        if STATUS_RANK[mention.status] > STATUS_RANK[deciding.status]:
+            deciding = mention
+        change = change | mention.change if mention.change else change
+        spans.append((mention.start, mention.end))
+        if mention.status == NEGATIVE:
+            continue
+        present_spans.append((mention.start, mention.end))
+        laterality = laterality | mention.laterality if mention.laterality else laterality
+        zone = zone | mention.zone if mention.zone else zone
+        severity = severity | mention.severity if mention.severity else severity
         for measurement in mention.measurements:
             if measurement.landmark is None:
                 sizes.append(measurement.size_mm)
@@ -150,14 +164,14 @@ def _summarize_mentions(mentions: list[Mention]) -> FindingSummary:
                 positions[measurement.landmark] = -measurement.size_mm if below else measurement.size_mm
     return FindingSummary(
         status=deciding.status,
-        laterality=frozenset().union(*(mention.laterality for mention in present)),
-        zone=frozenset().union(*(mention.zone for mention in present)),
-        severity=frozenset().union(*(mention.severity for mention in present)),
-        change=frozenset().union(*(mention.change for mention in mentions)),
+        laterality=laterality,
+        zone=zone,
+        severity=severity,
+        change=change,
         sizes=tuple(sizes),
         positions=positions,
         evidence=deciding.sentence,
-        spans=tuple((mention.start, mention.end) for mention in described),
+        spans=tuple(present_spans or spans),
     )
 
 
