@@ -7,9 +7,9 @@ import re
 import pytest
 
 from reward_service.text import findings
+from reward_service.text.findings import CONCEPTS, extract_findings, normalize_report
 from reward_service.text.rules import RULES
 from reward_service.text.scanner import phrase_prefixes
-from reward_service.text.findings import CONCEPTS, extract_findings, normalize_report
 from reward_service.text.sentences import split_sentences
 
 SYNTHETIC = [
@@ -125,6 +125,10 @@ def test_hard_line_breaks_and_runs_of_spaces_stay_inside_a_sentence() -> None:
     tube = next(m for m in mentions if m.concept.finding == "endotracheal_tube")
     assert [x.size_mm for x in tube.measurements] == [40.0]
     # Offsets point into the report as given, whitespace and case included.
-    assert [report[m.start : m.end] for m in mentions][:3] == ["PLEURAL\nEFFUSION", "PNEUMOTHORAX", "ENDOTRACHEAL  TUBE"]
+    assert [report[m.start : m.end] for m in mentions][:3] == [
+        "PLEURAL\nEFFUSION",
+        "PNEUMOTHORAX",
+        "ENDOTRACHEAL  TUBE",
+    ]
     # A blank line still ends a sentence.
     assert normalize_report("No effusion\n\nPneumothorax.").count("\n") == 1

@@ -255,7 +255,9 @@ def compare_reports(
     found = _ErrorList(min_weight)
 
     for finding in sorted(ref.findings.keys() | cand.findings.keys()):
-        weight = FINDINGS[finding].weight if weights is None else weights.get(finding, FINDINGS[finding].weight)
+        weight = (
+            FINDINGS[finding].weight if weights is None else weights.get(finding, FINDINGS[finding].weight)
+        )
         r = ref.findings.get(finding)
         c = cand.findings.get(finding)
         r_present = r is not None and r.present
