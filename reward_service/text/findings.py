@@ -135,7 +135,14 @@ class Mention(NamedTuple):
     end: int
     sentence: str
     zone: frozenset[str] = frozenset()
+    #: Sizes and distances, with offsets in the report as given.
     measurements: tuple[Measurement, ...] = ()
+    #: The attribute cues that modify it: (start, end, role bits), offsets in the report as given.
+    modifiers: tuple[tuple[int, int, int], ...] = ()
+
+    def attribute_spans(self, roles: int) -> list[tuple[int, int]]:
+        """Spans of the cues that set any of ``roles`` (e.g. the side words)."""
+        return [(start, end) for start, end, bits in self.modifiers if bits & roles]
 
     @property
     def present(self) -> bool:
@@ -293,20 +300,23 @@ def extract_findings(text: str) -> ReportFindings:
     cue_starts = [start for start, _, _ in cues]
     backward = _backward_roles(text, layout, spans, cues, cue_starts)
     attributes = [0] * len(spans)
+    modifiers: list[list[tuple[int, int, int]]] = [[] for _ in spans]
     starts = [span.start for span in spans]
     for cue_start, cue_end, roles in cues:
         if roles & _ATTRIBUTE:
             owner = _attribute_owner(text, layout, spans, starts, cue_start, cue_end)
             if owner is not None:
                 attributes[owner] |= roles
+                modifiers[owner].append((*normalized.original_span(cue_start, cue_end), roles & _ATTRIBUTE))
     measured: list[list[Measurement]] = [[] for _ in spans]
     for measurement in find_measurements(text):
         owner = _attribute_owner(text, layout, spans, starts, measurement.start, measurement.end)
         if owner is not None:
-            measured[owner].append(measurement)
+            start, end = normalized.original_span(measurement.start, measurement.end)
+            measured[owner].append(measurement._replace(start=start, end=end))
     mentions = []
-    for span, status, found, measurements in zip(
-        spans, _statuses(spans, cues, cue_starts, backward), attributes, measured, strict=True
+    for span, status, found, measurements, modified_by in zip(
+        spans, _statuses(spans, cues, cue_starts, backward), attributes, measured, modifiers, strict=True
     ):
         start, end = normalized.original_span(span.claim_start, span.claim_end)
         mention = Mention(
@@ -320,6 +330,7 @@ def extract_findings(text: str) -> ReportFindings:
             sentence_of(span.start),
             _zone(found & _ZONE),
             tuple(measurements),
+            tuple(modified_by),
         )
         mentions.append(mention)
         malposition = _malposition(mention)
