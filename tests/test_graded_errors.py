@@ -459,8 +459,11 @@ def test_errors_carry_character_spans_in_both_texts() -> None:
                 assert 0 <= start < end <= len(text)
     by_kind = {(error.finding, error.attribute): error for error in errors}
     location = by_kind[("pleural_effusion", "location")]
-    assert [reference[s:e] for s, e in location.reference_spans] == ["pleural effusion"]
-    assert [candidate[s:e] for s, e in location.candidate_spans] == ["pleural effusion"]
+    # The finding and the words that carry the wrong attribute, in the text as sent.
+    assert [reference[s:e] for s, e in location.reference_spans] == ["RIGHT", "pleural effusion"]
+    assert [candidate[s:e] for s, e in location.candidate_spans] == ["left", "pleural effusion"]
+    severity = by_kind[("pleural_effusion", "severity")]
+    assert [candidate[s:e] for s, e in severity.candidate_spans] == ["Large", "pleural effusion"]
     false = by_kind[("pneumothorax", None)]
     assert [candidate[s:e] for s, e in false.candidate_spans] == ["pneumothorax"]
     assert false.reference_spans == ()
