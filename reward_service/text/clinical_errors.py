@@ -39,7 +39,7 @@ nothing, and interchangeable terms ("enlarged heart" / "cardiomegaly") are one f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -216,7 +216,7 @@ def summarize_report(report: str) -> ReportSummary:
         if mention.concept.vague_for and mention.present:
             for finding in mention.concept.vague_for:
                 vague.setdefault(finding, []).append((mention.start, mention.end))
-        if mention.concept.finding is not None:
+        if mention.concept.finding is not None and not mention.explained:
             by_finding.setdefault(mention.concept.finding, []).append(mention)
     return ReportSummary(
         {finding: _summarize_mentions(mentions) for finding, mentions in by_finding.items()},
@@ -285,15 +285,19 @@ def compare_reports(
     before = summarize_report(prior) if prior else None
     found = _ErrorList(min_weight)
 
+    def weight_of(finding: str) -> float:
+        return FINDINGS[finding].weight if weights is None else weights.get(finding, FINDINGS[finding].weight)
+
+    characterised = _related_errors(found, ref, cand, weight_of)
     for finding in sorted(ref.findings.keys() | cand.findings.keys()):
-        weight = (
-            FINDINGS[finding].weight if weights is None else weights.get(finding, FINDINGS[finding].weight)
-        )
+        weight = weight_of(finding)
         r = ref.findings.get(finding)
         c = cand.findings.get(finding)
         r_present = r is not None and r.present
         c_present = c is not None and c.present
-        if c_present and not r_present:
+        if finding in characterised:
+            pass
+        elif c_present and not r_present:
             assert c is not None
             _presence_error(found, "a", finding, weight, c, r, ref.vague.get(finding), reference_side=False)
         elif r_present and not c_present:
@@ -310,6 +314,35 @@ def compare_reports(
     errors = found.errors
     errors.sort(key=lambda error: (error.category, -error.weight, error.finding))
     return errors
+
+
+def _related_errors(
+    found: _ErrorList, ref: ReportSummary, cand: ReportSummary, weight_of: Callable[[str], float]
+) -> set[str]:
+    """One error for a lesion the candidate calls a related finding (nodule vs mass); the findings it covers."""
+    covered: set[str] = set()
+    for pair in RULES.related:
+        for ref_finding in pair:
+            (cand_finding,) = pair - {ref_finding}
+            r = ref.findings.get(ref_finding)
+            c = cand.findings.get(cand_finding)
+            if r is None or c is None or not (r.present and c.present) or covered & pair:
+                continue
+            if ref_finding in cand.findings or cand_finding in ref.findings:
+                continue  # a report that speaks of both findings tells them apart: no confusion
+            if r.laterality and c.laterality and not r.laterality & c.laterality:
+                continue  # other sides: two lesions, not one described two ways
+            covered |= pair
+            found.add(
+                "a",
+                cand_finding,
+                max(weight_of(ref_finding), weight_of(cand_finding)) * COSTS.related_finding,
+                r,
+                c,
+                f"the reference's {FINDINGS[ref_finding].name} is called {FINDINGS[cand_finding].name}",
+                attribute="characterization",
+            )
+    return covered
 
 
 def _presence_error(

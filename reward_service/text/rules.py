@@ -109,6 +109,7 @@ class ConceptSpec(_Strict):
     descriptor: bool = False
     hedged: bool = False
     vague_for: tuple[str, ...] = ()
+    explained_by: tuple[str, ...] = ()
     patterns: tuple[str, ...] = Field(min_length=1)
     examples: tuple[str | Example, ...] = ()
 
@@ -117,6 +118,8 @@ class FindingsFile(_Strict):
     version: int
     urgency: dict[str, float]
     findings: dict[str, FindingSpec]
+    related: tuple[tuple[str, str], ...] = ()
+    explanation_cues: tuple[str, ...] = ()
     concepts: tuple[ConceptSpec, ...]
 
     @model_validator(mode="after")
@@ -126,8 +129,11 @@ class FindingsFile(_Strict):
                 raise ValueError(
                     f"finding {key}: unknown urgency {finding.urgency!r}; known: {list(self.urgency)}"
                 )
+        unknown_related = sorted({name for pair in self.related for name in pair} - set(self.findings))
+        if unknown_related:
+            raise ValueError(f"related: unknown findings {unknown_related}")
         for concept in self.concepts:
-            named = [concept.finding, *concept.vague_for]
+            named = [concept.finding, *concept.vague_for, *concept.explained_by]
             unknown = [name for name in named if name is not None and name not in self.findings]
             if unknown:
                 raise ValueError(f"concept {concept.key}: unknown findings {unknown}")
@@ -193,6 +199,7 @@ class Costs(_Strict):
     certainty: float
     hedged_finding: float
     vague_description: float
+    related_finding: float
     contradictory_change: float
     different_change: float
     unstated_change: float
@@ -232,6 +239,7 @@ class Concept:
     descriptor: bool = False
     hedged: bool = False
     vague_for: frozenset[str] = frozenset()
+    explained_by: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +247,10 @@ class Rules:
     """Everything the three rule files define, compiled for the scanner and the comparison."""
 
     findings: dict[str, Finding]
+    #: Pairs of findings one lesion is often called either way (nodule / mass): one error, not two.
+    related: frozenset[frozenset[str]]
+    #: Regex alternation of the words that introduce what a description is ("likely", "consistent with").
+    explanation_cues: str
     concepts: tuple[Concept, ...]
     #: (regex alternation, role bits) per context rule, in file order.
     cues: tuple[tuple[str, int], ...]
@@ -317,12 +329,15 @@ def load_rules() -> Rules:
             spec.descriptor,
             spec.hedged,
             frozenset(spec.vague_for),
+            frozenset(spec.explained_by),
         )
         for spec in findings_file.concepts
     )
     cues = tuple((_alternation(rule.patterns), _rule_bits(rule, severity_bit)) for rule in context_file.rules)
     return Rules(
         findings=findings,
+        related=frozenset(frozenset(pair) for pair in findings_file.related),
+        explanation_cues=_alternation(findings_file.explanation_cues),
         concepts=concepts,
         cues=cues,
         scopes=context_file.scopes,
