@@ -307,6 +307,16 @@ PRECISION_CASES: list[tuple[str, str, set[Error]]] = [
     ("Right lower lobe pneumonia.", "Right lower lobe consolidation.", set()),
     ("Right lower lobe pneumonia.", "Right lower lobe opacity.", set()),
     ("Left chest wall abnormality.", "Left chest wall abnormality.", set()),
+    # Naming the devices the reference only calls "lines and tubes" is more specific, not wrong.
+    (
+        "Lines and tubes unchanged.",
+        "ET tube, NG tube and right PICC unchanged.",
+        {
+            ("a", "endotracheal_tube", "specificity", False),
+            ("a", "enteric_tube", "specificity", False),
+            ("a", "central_line", "specificity", False),
+        },
+    ),
 ]
 
 CHARACTERISATION_CASES: list[tuple[str, str, set[Error]]] = [

@@ -330,8 +330,10 @@ def _related_errors(
                 continue
             if ref_finding in cand.findings or cand_finding in ref.findings:
                 continue  # a report that speaks of both findings tells them apart: no confusion
-            if r.laterality and c.laterality and not r.laterality & c.laterality:
-                continue  # other sides: two lesions, not one described two ways
+            if (r.laterality and c.laterality and not r.laterality & c.laterality) or (
+                r.zone and c.zone and not r.zone & c.zone
+            ):
+                continue  # elsewhere: two lesions, not one described two ways
             covered |= pair
             found.add(
                 "a",
@@ -363,7 +365,7 @@ def _presence_error(
     attribute = None
     other_spans = other.spans if other is not None else ()
     if other_vague and other is None:
-        share *= COSTS.vague_description
+        share *= COSTS.vague_description if reference_side else COSTS.more_specific_than_reference
         said = "only describes it vaguely"
         attribute = "specificity"
         other_spans = other_vague

@@ -563,7 +563,9 @@ def _attribute_owner(
         else None
     )
     if backward is not None and (
-        forward is None or _AFTER_PREPOSITION.search(text, max(0, start - 20), start)
+        forward is None
+        or _AFTER_PREPOSITION.search(text, max(0, start - 20), start)
+        or "," in text[end : spans[forward].start]  # "opacity at the left base, with effusion"
     ):
         return backward
     return forward

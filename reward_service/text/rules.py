@@ -199,6 +199,7 @@ class Costs(_Strict):
     certainty: float
     hedged_finding: float
     vague_description: float
+    more_specific_than_reference: float
     related_finding: float
     contradictory_change: float
     different_change: float
