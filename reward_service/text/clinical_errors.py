@@ -246,6 +246,8 @@ class _ErrorList:
         always_significant_for: float | None = None,
         reference_spans: tuple[Span, ...] | None = None,
         candidate_spans: tuple[Span, ...] | None = None,
+        reference_evidence: str | None = None,
+        candidate_evidence: str | None = None,
     ) -> None:
         """``always_significant_for``: the finding's weight, when any error of this kind is significant."""
         significant = cost >= self.min_weight or (
@@ -257,8 +259,8 @@ class _ErrorList:
                 finding,
                 cost,
                 significant,
-                None if reference is None else reference.evidence,
-                None if candidate is None else candidate.evidence,
+                reference.evidence if reference is not None else reference_evidence,
+                candidate.evidence if candidate is not None else candidate_evidence,
                 note,
                 attribute,
                 reference_spans if reference_spans is not None else (reference.spans if reference else ()),
@@ -489,22 +491,31 @@ def _change_errors(
     reference_compares: bool,
     before: ReportSummary | None,
 ) -> None:
-    if c.change and r.change and not c.change & r.change:
-        opposite = (c.change <= _IMPROVED and r.change & _WORSENED) or (
-            r.change <= _IMPROVED and c.change & _WORSENED
-        )
-        share = COSTS.contradictory_change if opposite else COSTS.different_change
+    def add(category: str, share: float, note: str, *, always_significant: bool = False) -> None:
         found.add(
-            "e",
+            category,
             finding,
             weight * share,
             r,
             c,
-            f"change {sorted(c.change)} instead of {sorted(r.change)}",
+            note,
             attribute="change",
             reference_spans=r.spans_for("change"),
             candidate_spans=c.spans_for("change"),
-            always_significant_for=weight if opposite else None,
+            always_significant_for=weight if always_significant else None,
+        )
+
+    if c.change and r.change and not c.change & r.change:
+        opposite = bool(
+            (c.change <= _IMPROVED and r.change & _WORSENED)
+            or (r.change <= _IMPROVED and c.change & _WORSENED)
+        )
+        share = COSTS.contradictory_change if opposite else COSTS.different_change
+        add(
+            "e",
+            share,
+            f"change {sorted(c.change)} instead of {sorted(r.change)}",
+            always_significant=opposite,
         )
     elif c.change and not r.change:
         if before is not None and _prior_errors(found, finding, weight, c, before):
@@ -514,29 +525,9 @@ def _change_errors(
             share *= 0.5
         if before is not None:  # the prior supports the claim: the reference just did not say it
             share *= 0.5
-        found.add(
-            "e",
-            finding,
-            weight * share,
-            r,
-            c,
-            f"candidate states change {sorted(c.change)} the reference does not",
-            attribute="change",
-            reference_spans=r.spans_for("change"),
-            candidate_spans=c.spans_for("change"),
-        )
+        add("e", share, f"candidate states change {sorted(c.change)} the reference does not")
     elif r.change and not c.change:
-        found.add(
-            "f",
-            finding,
-            weight * COSTS.omitted_change,
-            r,
-            c,
-            f"reference change {sorted(r.change)} omitted",
-            attribute="change",
-            reference_spans=r.spans_for("change"),
-            candidate_spans=c.spans_for("change"),
-        )
+        add("f", COSTS.omitted_change, f"reference change {sorted(r.change)} omitted")
     elif c.change and before is not None:
         _prior_errors(found, finding, weight, c, before)
 
@@ -573,36 +564,28 @@ def _report_comparison_errors(
     """Whole-report comparison errors, unless a finding already carries one of the same category."""
     categories = {error.category for error in found.errors}
     if cand.comparison_sentence is not None and ref.comparison_sentence is None and "e" not in categories:
-        cost = COSTS.report_false_comparison * (0.5 if has_prior else 1.0)
-        found.errors.append(
-            ClinicalError(
-                "e",
-                "comparison",
-                cost,
-                cost >= found.min_weight,
-                None,
-                cand.comparison_sentence,
-                "candidate refers to a prior study; the reference makes no comparison",
-                "comparison",
-                (),
-                (cand.comparison_span,) if cand.comparison_span else (),
-            )
+        found.add(
+            "e",
+            "comparison",
+            COSTS.report_false_comparison * (0.5 if has_prior else 1.0),
+            None,
+            None,
+            "candidate refers to a prior study; the reference makes no comparison",
+            attribute="comparison",
+            candidate_evidence=cand.comparison_sentence,
+            candidate_spans=(cand.comparison_span,) if cand.comparison_span else (),
         )
     if ref.comparison_sentence is not None and cand.comparison_sentence is None and "f" not in categories:
-        cost = COSTS.report_omitted_comparison
-        found.errors.append(
-            ClinicalError(
-                "f",
-                "comparison",
-                cost,
-                cost >= found.min_weight,
-                ref.comparison_sentence,
-                None,
-                "reference compares with a prior study; the candidate makes no comparison",
-                "comparison",
-                (ref.comparison_span,) if ref.comparison_span else (),
-                (),
-            )
+        found.add(
+            "f",
+            "comparison",
+            COSTS.report_omitted_comparison,
+            None,
+            None,
+            "reference compares with a prior study; the candidate makes no comparison",
+            attribute="comparison",
+            reference_evidence=ref.comparison_sentence,
+            reference_spans=(ref.comparison_span,) if ref.comparison_span else (),
         )
 
 

@@ -22,24 +22,25 @@ RULE_FILES: tuple[str, ...] = ("findings.yaml", "context.yaml", "attributes.yaml
 
 #: Label of findings that are not among the 13 CheXpert observations but still rule out "No Finding".
 OTHER = "Other"
-CHEXPERT_LABELS = frozenset(
-    {
-        "Enlarged Cardiomediastinum",
-        "Cardiomegaly",
-        "Lung Opacity",
-        "Lung Lesion",
-        "Edema",
-        "Consolidation",
-        "Pneumonia",
-        "Atelectasis",
-        "Pneumothorax",
-        "Pleural Effusion",
-        "Pleural Other",
-        "Fracture",
-        "Support Devices",
-        OTHER,
-    }
+#: The 14 CheXpert observations in CheXpert / CheXbert order.
+CHEXPERT_OBSERVATIONS: tuple[str, ...] = (
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+    "No Finding",
 )
+#: Labels a concept may carry: the observations a mention can make present, and OTHER.
+CONCEPT_LABELS = frozenset(CHEXPERT_OBSERVATIONS[:-1]) | {OTHER}
 
 # --- cue roles: bit flags, one scan assigns each cue its roles ---------------------------------------
 NEG = 1 << 0  # forward negation over the rest of the clause: "no X", "without X"
@@ -137,7 +138,7 @@ class FindingsFile(_Strict):
             unknown = [name for name in named if name is not None and name not in self.findings]
             if unknown:
                 raise ValueError(f"concept {concept.key}: unknown findings {unknown}")
-            if concept.label is not None and concept.label not in CHEXPERT_LABELS:
+            if concept.label is not None and concept.label not in CONCEPT_LABELS:
                 raise ValueError(f"concept {concept.key}: unknown CheXpert label {concept.label!r}")
         return self
 
