@@ -361,6 +361,16 @@ CHARACTERISATION_CASES: list[tuple[str, str, set[Error]]] = [
     ),
     ("Left basilar opacity consistent with atelectasis.", "Left basilar atelectasis.", set()),
     (
+        "Persistent bibasilar opacities, likely atelectasis.",
+        "Persistent bibasilar opacities.",
+        {("b", "atelectasis", None, True)},
+    ),
+    (
+        "Persistent bibasilar opacities.",
+        "Persistent bibasilar opacities, likely atelectasis.",
+        {("a", "atelectasis", None, True)},
+    ),
+    (
         "Right lower lobe opacity and small right effusion.",
         "Small right effusion.",
         {("b", "airspace", None, True)},

@@ -123,6 +123,9 @@ class ReportSummary:
     comparison_span: Span | None = None
     #: Findings that a vague description ("chest wall abnormality") covers -> its spans.
     vague: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
+    #: Findings named only as a description that another finding explains ("opacities, likely
+    #: atelectasis"): mentioned, so the other report naming them is no error, but not compared.
+    explained: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,17 +215,23 @@ def summarize_report(report: str) -> ReportSummary:
     extracted = extract_findings(report)
     by_finding: dict[str, list[Mention]] = {}
     vague: dict[str, list[Span]] = {}
+    explained: set[str] = set()
     for mention in extracted.mentions:
         if mention.concept.vague_for and mention.present:
             for finding in mention.concept.vague_for:
                 vague.setdefault(finding, []).append((mention.start, mention.end))
-        if mention.concept.finding is not None and not mention.explained:
+        if mention.concept.finding is None:
+            continue
+        if mention.explained:
+            explained.add(mention.concept.finding)
+        else:
             by_finding.setdefault(mention.concept.finding, []).append(mention)
     return ReportSummary(
         {finding: _summarize_mentions(mentions) for finding, mentions in by_finding.items()},
         extracted.comparison_sentence,
         extracted.comparison_span,
         {finding: tuple(spans) for finding, spans in vague.items()},
+        frozenset(explained - by_finding.keys()),
     )
 
 
@@ -299,6 +308,10 @@ def compare_reports(
         c_present = c is not None and c.present
         if finding in characterised:
             pass
+        elif (c_present and not r_present and r is None and finding in ref.explained) or (
+            r_present and not c_present and c is None and finding in cand.explained
+        ):
+            pass  # the other report names it too, as what a finding of its explains
         elif c_present and not r_present:
             assert c is not None
             _presence_error(found, "a", finding, weight, c, r, ref.vague.get(finding), reference_side=False)
@@ -330,7 +343,12 @@ def _related_errors(
             c = cand.findings.get(cand_finding)
             if r is None or c is None or not (r.present and c.present) or covered & pair:
                 continue
-            if ref_finding in cand.findings or cand_finding in ref.findings:
+            if (
+                ref_finding in cand.findings
+                or cand_finding in ref.findings
+                or ref_finding in cand.explained
+                or cand_finding in ref.explained
+            ):
                 continue  # a report that speaks of both findings tells them apart: no confusion
             if (r.laterality and c.laterality and not r.laterality & c.laterality) or (
                 r.zone and c.zone and not r.zone & c.zone
