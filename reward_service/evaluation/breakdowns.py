@@ -273,7 +273,8 @@ def breakdowns_for(
             f"{', '.join(available) or 'none'}"
         )
     columns = sorted(
-        (c for c in available if c.lower() in DEMOGRAPHIC_COLUMNS), key=lambda c: DEMOGRAPHIC_COLUMNS.index(c.lower())
+        (c for c in available if c.lower() in DEMOGRAPHIC_COLUMNS),
+        key=lambda c: DEMOGRAPHIC_COLUMNS.index(c.lower()),
     )
     columns += [c for c in options.columns if c not in columns]
     found = [metadata_breakdown(studies, column, options, dataset) for column in columns]

@@ -22,6 +22,7 @@ from reward_service.evaluation.inputs import (
     GroundTruth,
     InputError,
     Match,
+    MissingPolicy,
     Predictions,
     TextField,
     load_ground_truth,
@@ -73,7 +74,7 @@ class EvaluationConfig:
     resamples: int = DEFAULT_RESAMPLES
     permutations: int = DEFAULT_PERMUTATIONS
     seed: int = 0
-    missing: str = "empty"
+    missing: MissingPolicy = MissingPolicy.EMPTY
     cache: Path | None = None
     worst: int = 10
 
@@ -84,8 +85,7 @@ class EvaluationConfig:
             raise InputError("give at least one prediction file (--pred)")
         if self.resamples < 100:
             raise InputError("--resamples must be at least 100 for a 95% interval")
-        if self.missing not in ("empty", "drop", "error"):
-            raise InputError("--missing must be empty, drop or error")
+        self.missing = MissingPolicy(self.missing)
         if not self.age_bins or sorted(self.age_bins) != list(self.age_bins):
             raise InputError("--age-bins must be increasing numbers, e.g. 40,60,80")
 
@@ -173,7 +173,11 @@ def evaluate(config: EvaluationConfig, progress: Progress = _no_progress) -> Eva
         for system in systems:
             found = matches[(dataset.name, system.name)]
             if found.missing:
-                verb = "scored as empty reports" if config.missing == "empty" else "left out for this system"
+                verb = (
+                    "scored as empty reports"
+                    if config.missing is MissingPolicy.EMPTY
+                    else "left out for this system"
+                )
                 warnings.append(
                     f"{system.name} on {dataset.name}: {len(found.missing)} studies have no prediction ({verb}; first: {found.missing[0]!r})"
                 )
@@ -209,7 +213,7 @@ def evaluate(config: EvaluationConfig, progress: Progress = _no_progress) -> Eva
             "resamples": config.resamples,
             "permutations": config.permutations,
             "seed": config.seed,
-            "missing": config.missing,
+            "missing": config.missing.value,
             "min_group_size": config.min_group_size,
             "confidence": 0.95,
             "service": config.service,

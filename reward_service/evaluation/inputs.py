@@ -38,6 +38,14 @@ class TextField(StrEnum):
     REXRANK = "rexrank"  # "Findings: {findings} Impression: {impression}", a missing one printed None
 
 
+class MissingPolicy(StrEnum):
+    """What a study without a prediction counts as."""
+
+    EMPTY = "empty"  # an empty report: a system cannot gain by skipping hard studies
+    DROP = "drop"  # left out for that system (paired tests use the studies both systems have)
+    ERROR = "error"  # refuse to evaluate
+
+
 #: Accepted column names of each concept, first match wins.
 ID_COLUMNS = ("study_id", "id")
 FINDINGS_COLUMNS = ("section_findings", "findings")
@@ -322,12 +330,13 @@ class Match:
     no_reference: list[str]  # ground-truth ids without the evaluated text (left out, counted)
 
 
-def match(ground_truth: GroundTruth, predictions: Predictions, *, missing_policy: str = "empty") -> Match:
-    """Pair predictions with ground-truth studies by id; nothing is dropped without being counted.
-
-    ``missing_policy`` ``empty`` scores a missing prediction as an empty report (a system cannot gain
-    by skipping hard studies); ``drop`` leaves those studies out for this system; ``error`` refuses.
-    """
+def match(
+    ground_truth: GroundTruth,
+    predictions: Predictions,
+    *,
+    missing_policy: MissingPolicy = MissingPolicy.EMPTY,
+) -> Match:
+    """Pair predictions with ground-truth studies by id; nothing is dropped without being counted."""
     ids = {study.id for study in ground_truth.studies}
     matched = ids & set(predictions.texts)
     if not matched:
@@ -337,7 +346,7 @@ def match(ground_truth: GroundTruth, predictions: Predictions, *, missing_policy
             f"{_examples(predictions.texts)}; key the predictions by the ground truth's study ids"
         )
     missing = [study.id for study in ground_truth.studies if study.id not in predictions.texts]
-    if missing and missing_policy == "error":
+    if missing and missing_policy is MissingPolicy.ERROR:
         raise InputError(
             f"{len(missing)} studies of {ground_truth.path} have no prediction in {predictions.path} "
             f"(first: {_examples(missing)}); add them or pass --missing empty|drop"
@@ -347,7 +356,7 @@ def match(ground_truth: GroundTruth, predictions: Predictions, *, missing_policy
         if study.reference is None:
             no_reference.append(study.id)
             continue
-        if study.id not in predictions.texts and missing_policy == "drop":
+        if study.id not in predictions.texts and missing_policy is MissingPolicy.DROP:
             continue
         candidate = predictions.texts.get(study.id)
         if study.id in predictions.texts and candidate is None:
