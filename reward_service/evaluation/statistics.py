@@ -137,11 +137,22 @@ def estimate(data: StudyMatrix, statistics: Sequence[Statistic], weights: np.nda
     :func:`resample_weights` over the same studies)."""
     point = _sums(data.matrix, data.names, None)
     resampled = _sums(data.matrix, data.names, weights)
+    samples = np.vstack(
+        [np.broadcast_to(np.asarray(s.fn(resampled), dtype=float), (weights.shape[0],)) for s in statistics]
+    )
+    bounds = np.full((len(statistics), 2), np.nan)
+    finite = np.isfinite(samples).all(axis=1)
+    if finite.any():  # one percentile call for every statistic defined in every resample
+        tail = (1 - CONFIDENCE) / 2 * 100
+        bounds[finite] = np.percentile(samples[finite], [tail, 100 - tail], axis=1).T
     out = {}
-    for statistic in statistics:
-        value = _finite(statistic.fn(point))
-        low, high = _percentiles(np.asarray(statistic.fn(resampled), dtype=float))
-        out[statistic.key] = Interval(value, low, high)
+    for index, statistic in enumerate(statistics):
+        low, high = (
+            (float(bounds[index, 0]), float(bounds[index, 1]))
+            if finite[index]
+            else _percentiles(samples[index])
+        )
+        out[statistic.key] = Interval(_finite(statistic.fn(point)), low, high)
     return out
 
 
