@@ -102,20 +102,27 @@ def _fmt_number(value: float) -> str:
     return f"{value:g}"
 
 
+def _bin_label(low: float, high: float) -> str:
+    # Whole-number edges read as ages do ("40-59" holds 40 <= age < 60); others as half-open ranges.
+    if float(low).is_integer() and float(high).is_integer():
+        return f"{_fmt_number(low)}-{_fmt_number(high - 1)}"
+    return f"{_fmt_number(low)} to <{_fmt_number(high)}"
+
+
 def age_label(age: float, bins: Sequence[float]) -> str:
     edges = sorted(bins)
     if age < edges[0]:
         return f"<{_fmt_number(edges[0])}"
     for low, high in itertools.pairwise(edges):
         if low <= age < high:
-            return f"{_fmt_number(low)}-{_fmt_number(high)}"
+            return _bin_label(low, high)
     return f"≥{_fmt_number(edges[-1])}"
 
 
 def _age_order(bins: Sequence[float]) -> list[str]:
     edges = sorted(bins)
     labels = [f"<{_fmt_number(edges[0])}"]
-    labels += [f"{_fmt_number(low)}-{_fmt_number(high)}" for low, high in itertools.pairwise(edges)]
+    labels += [_bin_label(low, high) for low, high in itertools.pairwise(edges)]
     return [*labels, f"≥{_fmt_number(edges[-1])}"]
 
 

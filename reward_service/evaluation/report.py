@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
@@ -283,6 +284,10 @@ def _across_datasets(summary: Mapping[str, Any]) -> str:
     return "<h2>Across datasets</h2><table>" + "".join(rows) + "</table>"
 
 
+def _anchor(*parts: str) -> str:
+    return "-".join(re.sub(r"[^A-Za-z0-9_-]+", "-", part) for part in parts)
+
+
 def render_html(evaluation: Evaluation, title: str = "UniRG evaluation") -> str:
     """The report as one HTML string: inline CSS and SVG, no script, nothing loaded from the network."""
     summary = evaluation.summary
@@ -299,24 +304,33 @@ def render_html(evaluation: Evaluation, title: str = "UniRG evaluation") -> str:
     body = ["<h2>Inputs</h2>", _inputs_table(summary)]
     body += [f'<div class="note">{escape(note)}</div>' for note in summary["notes"]]
     body += [f'<div class="warn">{escape(warning)}</div>' for warning in summary["warnings"]]
+    sections = ("summary", "metrics", "disease", "breakdowns", "distributions", "worst")
+    contents = "".join(
+        f'<li><a href="#{_anchor(d["name"])}">{escape(d["name"])}</a>: '
+        + " · ".join(f'<a href="#{_anchor(d["name"], part)}">{part}</a>' for part in sections)
+        + "</li>"
+        for d in summary["datasets"]
+    )
+    body.insert(0, f'<nav><ul class="contents">{contents}</ul></nav>')
     for dataset in summary["datasets"]:
         name = escape(dataset["name"])
+        anchor = dataset["name"]
         body += [
-            f"<h2>{name}</h2>",
-            "<h3>Summary</h3>",
+            f'<h2 id="{_anchor(anchor)}">{name}</h2>',
+            f'<h3 id="{_anchor(anchor, "summary")}">Summary</h3>',
             "<p>Best value in bold; ↓ lower is better; a difference is shaded when both paired tests give p &lt; 0.05.</p>",
             _summary_table(summary, dataset),
-            "<h3>Metrics with 95% intervals</h3>",
+            f'<h3 id="{_anchor(anchor, "metrics")}">Metrics with 95% intervals</h3>',
             charts.legend(summary["systems"]),
             _bars(summary, dataset),
-            "<h3>Disease level</h3>",
+            f'<h3 id="{_anchor(anchor, "disease")}">Disease level</h3>',
             _disease(summary, dataset),
-            "<h3>Subgroups and longitudinal breakdowns</h3>",
+            f'<h3 id="{_anchor(anchor, "breakdowns")}">Subgroups and longitudinal breakdowns</h3>',
             f"<p>Groups with fewer than {config['min_group_size']} studies are greyed: too small to judge.</p>",
             _breakdowns(summary, dataset),
-            "<h3>Score distributions</h3>",
+            f'<h3 id="{_anchor(anchor, "distributions")}">Score distributions</h3>',
             _distributions(summary, dataset),
-            f"<h3>Worst-scored studies (by {escape(summary['primary'])})</h3>",
+            f'<h3 id="{_anchor(anchor, "worst")}">Worst-scored studies (by {escape(summary["primary"])})</h3>',
             _worst(summary, dataset),
         ]
     body.append(_across_datasets(summary))
