@@ -162,6 +162,49 @@ def test_rexrank_summary_uses_the_published_radcliq(
     )
     interval = metric(evaluation, "good", "rexrank:1/radcliq")
     assert interval["low"] is not None and interval["low"] <= interval["high"]
+    # CheXbert labels come with the model metrics: the disease table has them too, F1 as scikit-learn's.
+    assert "chexbert" in evaluation.summary["datasets"][0]["systems"]["good"]["support"]
+    references = [json.loads(line)["report"] for line in gt.read_text().splitlines()]
+    candidates = list(json.loads(good.read_text()).values())
+    y_true, y_pred = chexbert_labels(references, candidates)
+    f1 = f1_score(y_true, y_pred, average=None, zero_division=0)
+    for index, label in enumerate(CHEXPERT_OBSERVATIONS):
+        assert metric(evaluation, "good", disease_key("chexbert", "f1", label))["value"] == pytest.approx(
+            f1[index]
+        )
+    micro = f1_score(y_true, y_pred, average="micro", zero_division=0)
+    assert metric(evaluation, "good", disease_key("chexbert", "average", "micro14"))[
+        "value"
+    ] == pytest.approx(micro)
+
+
+def chexbert_labels(references: Sequence[str], candidates: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """CheXbert's present labels of each pair, straight from the engine's chexbert scorer."""
+    import asyncio
+
+    from reward_service.engine import RewardEngine
+    from reward_service.evaluation.evaluate import CHEXBERT_LABELS_PROFILE
+    from reward_service.scorers import ScoreItem
+    from reward_service.settings import Settings
+
+    async def label() -> list[dict]:
+        engine = RewardEngine(Settings())
+        try:
+            await engine.load(str(CHEXBERT_LABELS_PROFILE))
+            items = [
+                ScoreItem(str(i), r, c) for i, (r, c) in enumerate(zip(references, candidates, strict=True))
+            ]
+            batch = await engine.score(items)
+            return [item.components["chexbert"].details for item in batch.items]
+        finally:
+            await engine.close()
+
+    details = asyncio.run(label())
+
+    def matrix(key: str) -> np.ndarray:
+        return np.array([[name in d[key] for name in CHEXPERT_OBSERVATIONS] for d in details], dtype=int)
+
+    return matrix("reference_labels"), matrix("candidate_labels")
 
 
 def rule_labels(texts: Sequence[str]) -> np.ndarray:
@@ -512,7 +555,7 @@ def test_several_datasets_give_one_column_each(tmp_path: Path) -> None:
     assert [d["name"] for d in datasets] == ["first", "second"]
     assert [d["systems"]["good"]["n"] for d in datasets] == [25, 15]
     html = render_html(evaluation)
-    assert "Across datasets" in html and html.count("<h2>first</h2>") == 1
+    assert "Across datasets" in html and html.count('<h2 id="first">first</h2>') == 1
 
 
 # --- cache, service, outputs ---------------------------------------------------------------------

@@ -55,6 +55,8 @@ from reward_service.text.chexpert import CHEXPERT_OBSERVATIONS
 BASE_PROFILE = "default"
 #: The profile whose components are ReXrank's model metrics.
 REXRANK_PROFILE = "radcliq-v1"
+#: CheXbert labels for the disease-level table, loaded with the ReXrank profile (same weights).
+CHEXBERT_LABELS_PROFILE = Path(__file__).with_name("chexbert-labels.yaml")
 HISTOGRAM_BINS = 20
 
 
@@ -125,6 +127,8 @@ async def _load_profiles(
     if wants_rexrank:
         try:
             profiles.append(await backend.load(REXRANK_PROFILE))
+            if all(p.by_scorer("chexbert") is None for p in profiles) and not config.service:
+                profiles.append(await backend.load(str(CHEXBERT_LABELS_PROFILE)))
         except Exception as exc:  # model weights or the models extra missing: the summary says so
             if config.rexrank:
                 raise InputError(

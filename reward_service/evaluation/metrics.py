@@ -304,11 +304,15 @@ def study_columns(
             put(f"errors:{kind}", [(d.get("counts") or {}).get(kind) if d else None for d in details])
     for source in plan.disease_sources:
         reference_sets, candidate_sets = _label_sets(plan, source, scored, references, candidates)
+        # A study the labeler failed on (None) counts in no cell, so it leaves every F1 unchanged.
+        known = np.array([labels is not None for labels in reference_sets], dtype=float)
         for label in CHEXPERT_OBSERVATIONS:
-            ref = np.array([label in labels for labels in reference_sets], dtype=float)
-            cand = np.array([label in labels for labels in candidate_sets], dtype=float)
+            ref = np.array([labels is not None and label in labels for labels in reference_sets], dtype=float)
+            cand = np.array(
+                [labels is not None and label in labels for labels in candidate_sets], dtype=float
+            )
             columns[disease_column(source, label, "tp")] = ref * cand
-            columns[disease_column(source, label, "fp")] = (1 - ref) * cand
+            columns[disease_column(source, label, "fp")] = known * (1 - ref) * cand
             columns[disease_column(source, label, "fn")] = ref * (1 - cand)
     assert all(len(values) == n for values in columns.values())
     return columns
@@ -320,8 +324,9 @@ def _label_sets(
     scored: Mapping[str, Sequence[ScoredItem]],
     references: Sequence[str],
     candidates: Sequence[str],
-) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
-    """Observations present (positive or uncertain, the "rrg" mapping) in each reference and candidate."""
+) -> tuple[list[frozenset[str] | None], list[frozenset[str] | None]]:
+    """Observations present (positive or uncertain, the "rrg" mapping) in each reference and candidate;
+    None where the labeler failed on the pair."""
     if source == "rule":
         return (
             [present_observations(chexpert_labels(text)) for text in references],
@@ -329,8 +334,17 @@ def _label_sets(
         )
     found = _find(plan.profiles, "chexbert")
     assert found is not None
-    details = [item[found[1]]["details"] or {} for item in scored[found[0].name]]
+    results = [item[found[1]] for item in scored[found[0].name]]
+    labelled = [
+        result["score"] is not None and "reference_labels" in (result["details"] or {}) for result in results
+    ]
     return (
-        [frozenset(d.get("reference_labels") or ()) for d in details],
-        [frozenset(d.get("candidate_labels") or ()) for d in details],
+        [
+            frozenset(r["details"]["reference_labels"]) if ok else None
+            for r, ok in zip(results, labelled, strict=True)
+        ],
+        [
+            frozenset(r["details"]["candidate_labels"]) if ok else None
+            for r, ok in zip(results, labelled, strict=True)
+        ],
     )
