@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,10 +204,12 @@ def evaluate(config: EvaluationConfig, progress: Progress = _no_progress) -> Eva
     warnings = list(dict.fromkeys(warnings))
 
     cache = ResultCache(config.cache)
+    started = time.perf_counter()
     try:
         profiles, scored = asyncio.run(_score_all(config, matches, progress, cache, notes))
     finally:
         cache.close()
+    scoring_seconds = time.perf_counter() - started
     plan = plan_metrics(profiles)
     statistics = plan.statistics()
 
@@ -256,6 +259,10 @@ def evaluate(config: EvaluationConfig, progress: Progress = _no_progress) -> Eva
             _evaluate_dataset(dataset, systems, matches, scored, plan, statistics, config, warnings, rows)
         )
     summary["warnings"] = warnings
+    summary["seconds"] = {
+        "scoring": round(scoring_seconds, 3),
+        "statistics": round(time.perf_counter() - started - scoring_seconds, 3),
+    }
     return Evaluation(summary, rows, warnings)
 
 
