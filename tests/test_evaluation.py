@@ -595,6 +595,43 @@ def test_service_backend_matches_in_process(tmp_path: Path, default_service: str
     assert remote.summary["profiles"][0]["hash"] == local.summary["profiles"][0]["hash"]
 
 
+def judged_sentences(text: str) -> set[str]:
+    # How tests/judge_server.py reads a report: sentences at ".", lower-cased, whitespace collapsed.
+    return {" ".join(part.lower().split()) for part in text.split(".") if part.strip()}
+
+
+def test_judge_profile_adds_its_error_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from judge_server import JudgeServer
+    from live_service import free_port
+
+    gt, good, _ = synthetic(tmp_path, n=30)
+    with JudgeServer(free_port()) as judge:
+        monkeypatch.setenv("UNIRG_JUDGE_BASE_URL", judge.base_url)
+        monkeypatch.setenv("UNIRG_JUDGE_MODEL", "test-judge")
+        evaluation = run(tmp_path, [gt], [good], resamples=100, profiles=["judge-chexprompt"], cache=None)
+    references = [json.loads(line)["report"] for line in gt.read_text().splitlines()]
+    candidates = list(json.loads(good.read_text()).values())
+    false = [
+        len(judged_sentences(c) - judged_sentences(r)) for r, c in zip(references, candidates, strict=True)
+    ]
+    missed = [
+        len(judged_sentences(r) - judged_sentences(c)) for r, c in zip(references, candidates, strict=True)
+    ]
+    assert sum(false) > 0
+    assert metric(evaluation, "good", "judge:false_finding")["value"] == pytest.approx(np.mean(false))
+    assert metric(evaluation, "good", "judge:missed_finding")["value"] == pytest.approx(np.mean(missed))
+    expected_score = np.mean([1 / (1 + f + m) for f, m in zip(false, missed, strict=True)])
+    assert metric(evaluation, "good", "judge-chexprompt:judge")["value"] == pytest.approx(expected_score)
+    assert [p["name"] for p in evaluation.summary["profiles"]] == ["judge-chexprompt", "default"]
+
+
+def test_a_profile_that_cannot_load_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gt, good, _ = synthetic(tmp_path, n=10)
+    monkeypatch.setenv("UNIRG_MODEL_CACHE_DIR", str(tmp_path / "empty-cache"))
+    with pytest.raises(InputError, match=r"profile 'unirg-stage1' could not be loaded: .*unirg models fetch"):
+        run(tmp_path, [gt], [good], resamples=100, profiles=["unirg-stage1"])
+
+
 def test_outputs_are_complete_and_the_html_is_self_contained(tmp_path: Path) -> None:
     gt, good, bad = synthetic(tmp_path, n=60)
     evaluation = run(tmp_path, [gt], [good, bad], resamples=200)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from reward_service.composite import ProfileError
 from reward_service.evaluation.breakdowns import DEFAULT_AGE_BINS, BreakdownOptions, breakdowns_for
 from reward_service.evaluation.cache import ResultCache
 from reward_service.evaluation.inputs import (
@@ -123,7 +124,14 @@ async def _load_profiles(
     names = list(dict.fromkeys(config.profiles))
     if BASE_PROFILE not in names:
         names.append(BASE_PROFILE)
-    profiles = [await backend.load(name) for name in names]
+    profiles = []
+    for name in names:
+        try:
+            profiles.append(await backend.load(name))
+        except ProfileError:
+            raise
+        except Exception as exc:  # weights, a judge endpoint or the service missing: say which profile
+            raise InputError(f"profile {name!r} could not be loaded: {exc}") from None
     wants_rexrank = config.rexrank is not False and all(p.by_scorer("radcliq") is None for p in profiles)
     if wants_rexrank:
         try:

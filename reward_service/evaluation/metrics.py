@@ -44,6 +44,11 @@ ERROR_KINDS: tuple[tuple[str, str], ...] = (
     ("e", "false_comparison"),
     ("f", "omitted_comparison"),
 )
+#: Error counts shown per study: (column prefix, scorer whose details hold them, section title).
+ERROR_SOURCES: tuple[tuple[str, str, str], ...] = (
+    ("errors", "clinical_errors", "Clinical errors per study"),
+    ("judge", "judge", "LLM judge errors per study"),
+)
 DISEASE_AVERAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("micro14", "micro-F1 (14)", CHEXPERT_OBSERVATIONS),
     ("macro14", "macro-F1 (14)", CHEXPERT_OBSERVATIONS),
@@ -139,37 +144,10 @@ def plan_metrics(profiles: Sequence[ProfileInfo]) -> MetricPlan:
                 source=f"{radcliq[0].name}/{radcliq[1]}",
             )
         )
-    errors = _find(profiles, "clinical_errors")
-    if errors is not None:
-        source = f"{errors[0].name}/{errors[1]}"
-        metrics.append(
-            Metric(
-                mean_statistic("errors:significant", "errors:significant"),
-                "significant errors",
-                "Clinical errors per study",
-                False,
-                source,
-            )
-        )
-        for letter, kind in ERROR_KINDS:
-            metrics.append(
-                Metric(
-                    mean_statistic(f"errors:{kind}", f"errors:{kind}"),
-                    f"({letter}) {kind.replace('_', ' ')}",
-                    "Clinical errors per study",
-                    False,
-                    source,
-                )
-            )
-        metrics.append(
-            Metric(
-                mean_statistic("errors:insignificant", "errors:insignificant"),
-                "insignificant errors",
-                "Clinical errors per study",
-                False,
-                source,
-            )
-        )
+    for prefix, scorer, section in ERROR_SOURCES:
+        found = _find(profiles, scorer)
+        if found is not None:
+            metrics.extend(_error_metrics(prefix, section, f"{found[0].name}/{found[1]}"))
     sources = ["rule"]
     if _find(profiles, "chexbert") is not None:
         sources.append("chexbert")
@@ -179,6 +157,17 @@ def plan_metrics(profiles: Sequence[ProfileInfo]) -> MetricPlan:
     return MetricPlan(
         list(profiles), metrics, sources, _column(first.name, REWARD), _column(first.name, REWARD)
     )
+
+
+def _error_metrics(prefix: str, section: str, source: str) -> list[Metric]:
+    """Mean significant errors per study, per CheXprompt category, and insignificant errors."""
+    keys = [("significant", "significant errors")]
+    keys += [(kind, f"({letter}) {kind.replace('_', ' ')}") for letter, kind in ERROR_KINDS]
+    keys.append(("insignificant", "insignificant errors"))
+    return [
+        Metric(mean_statistic(f"{prefix}:{key}", f"{prefix}:{key}"), label, section, False, source)
+        for key, label in keys
+    ]
 
 
 def disease_column(source: str, label: str, count: str) -> str:
@@ -302,6 +291,21 @@ def study_columns(
         put("errors:insignificant", [d.get("insignificant_errors") for d in details])
         for _, kind in ERROR_KINDS:
             put(f"errors:{kind}", [(d.get("counts") or {}).get(kind) if d else None for d in details])
+    judge = _find(plan.profiles, "judge")
+    if judge is not None:
+        # The judge's details count errors by category letter; an item it could not judge has none.
+        verdicts = [item[judge[1]] for item in scored[judge[0].name]]
+        counted = [
+            v["details"] if v["score"] is not None and "n_significant" in (v["details"] or {}) else None
+            for v in verdicts
+        ]
+        put("judge:significant", [d["n_significant"] if d else None for d in counted])
+        put("judge:insignificant", [d["n_insignificant"] if d else None for d in counted])
+        for letter, kind in ERROR_KINDS:
+            put(
+                f"judge:{kind}",
+                [d["errors"]["significant"].get(letter.upper(), 0) if d else None for d in counted],
+            )
     for source in plan.disease_sources:
         reference_sets, candidate_sets = _label_sets(plan, source, scored, references, candidates)
         # A study the labeler failed on (None) counts in no cell, so it leaves every F1 unchanged.
