@@ -44,6 +44,7 @@ from reward_service.evaluation.scoring import (
 from reward_service.evaluation.statistics import (
     DEFAULT_PERMUTATIONS,
     DEFAULT_RESAMPLES,
+    Statistic,
     StudyMatrix,
     compare,
     estimate,
@@ -310,7 +311,7 @@ def _evaluate_dataset(
     matches: dict[tuple[str, str], Match],
     scored: dict[tuple[str, str], dict[str, list[ScoredItem]]],
     plan: MetricPlan,
-    statistics: Sequence[Any],
+    statistics: Sequence[Statistic],
     config: EvaluationConfig,
     warnings: list[str],
     rows: list[dict[str, Any]],
@@ -449,8 +450,8 @@ def _worst(
     columns: dict[str, np.ndarray],
     count: int,
 ) -> list[dict[str, Any]]:
-    values = columns[plan.primary_column]
-    present = columns[plan.primary_column + "#n"] > 0
+    values = columns[plan.primary]
+    present = columns[plan.primary + "#n"] > 0
     order = [i for i in np.argsort(values, kind="stable") if present[i]][:count]
     errors_component = next(
         ((p.name, c.key) for p in plan.profiles for c in p.components if c.scorer == "clinical_errors"), None

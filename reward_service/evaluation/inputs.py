@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 
 class InputError(ValueError):
@@ -299,18 +299,18 @@ def load_predictions(
 
 
 def _prediction_text(value: Any, path: Path, key: str, text: TextField) -> str | None:
+    if isinstance(value, str) or is_missing(value):
+        return clean_text(value)
     if not isinstance(value, dict):
-        return (
-            clean_text(value) if isinstance(value, str) or is_missing(value) else _bad_prediction(path, key)
-        )
+        _bad_prediction(path, key)
     if _has_any(value, PREDICTION_COLUMNS):
         return clean_text(_first(value, PREDICTION_COLUMNS))
     if _has_any(value, (*FINDINGS_COLUMNS, *IMPRESSION_COLUMNS)):
         return select_text(value, text)
-    return _bad_prediction(path, key)
+    _bad_prediction(path, key)
 
 
-def _bad_prediction(path: Path, key: str) -> str:
+def _bad_prediction(path: Path, key: str) -> NoReturn:
     raise InputError(
         f"{path}: cannot find the generated report of study {key!r}. Give predictions as "
         '{study_id: "text"}, ReXrank JSON with `model_prediction`, or JSONL/CSV rows with `study_id` '

@@ -79,8 +79,7 @@ class MetricPlan:
     profiles: list[ProfileInfo]
     metrics: list[Metric]
     disease_sources: list[str]  # "rule", and "chexbert" when a profile has that component
-    primary: str  # the statistic worst studies are ranked by: the first profile's reward
-    primary_column: str
+    primary: str  # the column (and mean statistic) worst studies are ranked by: the first profile's reward
 
     def statistics(self) -> list[Statistic]:
         return [metric.statistic for metric in self.metrics]
@@ -154,9 +153,7 @@ def plan_metrics(profiles: Sequence[ProfileInfo]) -> MetricPlan:
     for source in sources:
         metrics.extend(_disease_metrics(source))
     first = profiles[0]
-    return MetricPlan(
-        list(profiles), metrics, sources, _column(first.name, REWARD), _column(first.name, REWARD)
-    )
+    return MetricPlan(list(profiles), metrics, sources, _column(first.name, REWARD))
 
 
 def _error_metrics(prefix: str, section: str, source: str) -> list[Metric]:
