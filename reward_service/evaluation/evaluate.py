@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from reward_service.composite import ProfileError
-from reward_service.evaluation.breakdowns import DEFAULT_AGE_BINS, BreakdownOptions, breakdowns_for
+from reward_service.evaluation.breakdowns import DEFAULT_AGE_BINS, Breakdown, BreakdownOptions, breakdowns_for
 from reward_service.evaluation.cache import ResultCache
 from reward_service.evaluation.inputs import (
     GroundTruth,
@@ -212,6 +212,17 @@ def evaluate(config: EvaluationConfig, progress: Progress = _no_progress) -> Eva
             )
     warnings = list(dict.fromkeys(warnings))
 
+    # Breakdowns come from the ground truth alone: built before scoring, so a bad --by fails fast.
+    options = BreakdownOptions(columns=config.by, age_bins=config.age_bins, warnings=warnings)
+    breakdowns = {
+        dataset.name: breakdowns_for(
+            [study for study in dataset.studies if study.reference is not None],
+            options,
+            dataset.name,
+            dataset.columns,
+        )
+        for dataset in datasets
+    }
     cache = ResultCache(config.cache)
     started = time.perf_counter()
     try:
@@ -263,9 +274,22 @@ def evaluate(config: EvaluationConfig, progress: Progress = _no_progress) -> Eva
         },
     }
     rows: list[dict[str, Any]] = []
+    pairs = len(systems) * (len(systems) - 1) // 2
+    advance = progress("statistics", sum(len(systems) + pairs + len(breakdowns[d.name]) for d in datasets))
     for dataset in datasets:
         summary["datasets"].append(
-            _evaluate_dataset(dataset, systems, matches, scored, plan, statistics, config, warnings, rows)
+            _evaluate_dataset(
+                dataset,
+                systems,
+                matches,
+                scored,
+                plan,
+                statistics,
+                config,
+                breakdowns[dataset.name],
+                rows,
+                advance,
+            )
         )
     summary["warnings"] = warnings
     summary["seconds"] = {
@@ -313,10 +337,10 @@ def _evaluate_dataset(
     plan: MetricPlan,
     statistics: Sequence[Statistic],
     config: EvaluationConfig,
-    warnings: list[str],
+    breakdowns: Sequence[Breakdown],
     rows: list[dict[str, Any]],
+    advance: Callable[[int], None],
 ) -> dict[str, Any]:
-    options = BreakdownOptions(columns=config.by, age_bins=config.age_bins, warnings=warnings)
     matrices: dict[str, StudyMatrix] = {}
     ids: dict[str, list[str]] = {}
     per_system: dict[str, Any] = {}
@@ -345,9 +369,11 @@ def _evaluate_dataset(
             "worst": _worst(plan, found, scored[key], columns, config.worst),
         }
         rows.extend(_rows(dataset.name, system.name, found, scored[key], plan))
+        advance(1)
     comparisons = []
     for first, second in itertools.combinations([s.name for s in systems], 2):
-        common = sorted(set(ids[first]) & set(ids[second]), key=ids[first].index)
+        in_second = set(ids[second])
+        common = [study_id for study_id in ids[first] if study_id in in_second]
         a = _align(matrices[first], ids[first], common)
         b = _align(matrices[second], ids[second], common)
         weights = resample_weights(
@@ -363,11 +389,11 @@ def _evaluate_dataset(
                 "metrics": {k: v.as_dict() for k, v in result.items()},
             }
         )
-    # Breakdowns are defined on the ground truth; with --missing drop a system may lack some studies.
-    first_system = systems[0].name
-    studies = matches[(dataset.name, first_system)].studies
-    breakdowns = []
-    for breakdown in breakdowns_for(studies, options, dataset.name, dataset.columns):
+        advance(1)
+    # Groups hold ground-truth studies; with --missing drop a system may lack some of them.
+    studies = [study for study in dataset.studies if study.reference is not None]
+    results = []
+    for breakdown in breakdowns:
         groups = []
         for label, mask in breakdown.groups.items():
             group_ids = {studies[i].id for i in np.flatnonzero(mask)}
@@ -391,7 +417,8 @@ def _evaluate_dataset(
                 values = estimate(matrices[system.name].subset(rows_in_group), statistics, weights)
                 entry["systems"][system.name] = {"n": int(rows_in_group.size), "metrics": _intervals(values)}
             groups.append(entry)
-        breakdowns.append(
+        advance(1)
+        results.append(
             {
                 "key": breakdown.key,
                 "title": breakdown.title,
@@ -407,7 +434,7 @@ def _evaluate_dataset(
         "columns": dataset.columns,
         "systems": per_system,
         "comparisons": comparisons,
-        "breakdowns": breakdowns,
+        "breakdowns": results,
     }
 
 
