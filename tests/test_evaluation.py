@@ -543,6 +543,20 @@ def test_longitudinal_breakdowns(tmp_path: Path) -> None:
     assert all(g["small"] for g in breakdowns["encounter"]["groups"])
 
 
+def test_by_a_numeric_column_cuts_quartiles_and_by_a_text_column_groups_values(tmp_path: Path) -> None:
+    gt, good, _ = synthetic(tmp_path, n=80)
+    rows = [json.loads(line) for line in gt.read_text().splitlines()]
+    for index, row in enumerate(rows):
+        row["weight_kg"] = 40 + index  # 80 distinct values: quartiles
+        row["scanner"] = "A" if index % 4 else "B"
+    write_jsonl(tmp_path / "gt2.jsonl", rows)
+    evaluation = run(tmp_path, [tmp_path / "gt2.jsonl"], [good], resamples=100, by=["weight_kg", "scanner"])
+    breakdowns = {b["key"]: b for b in evaluation.summary["datasets"][0]["breakdowns"]}
+    weights = [g["n"] for g in breakdowns["weight_kg"]["groups"]]
+    assert len(weights) == 4 and sum(weights) == 80 and max(weights) - min(weights) <= 2
+    assert {g["label"]: g["n"] for g in breakdowns["scanner"]["groups"]} == {"A": 60, "B": 20}
+
+
 def test_several_datasets_give_one_column_each(tmp_path: Path) -> None:
     gt, good, bad = synthetic(tmp_path, n=40)
     rows = [json.loads(line) for line in gt.read_text().splitlines()]
