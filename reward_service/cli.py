@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from reward_service.composite import ProfileError, load_profile, shipped_profiles
+from reward_service.evaluation.cli import EPILOG as EVAL_EPILOG
+from reward_service.evaluation.cli import eval_command
 from reward_service.models.cli import models_app
 from reward_service.scorers import ScoreItem
 from reward_service.settings import Settings
@@ -34,6 +36,7 @@ app.add_typer(profiles_app, name="profiles")
 app.add_typer(models_app, name="models")
 app.add_typer(rules_app, name="rules")
 app.command("train")(train_command)  # trainer/cli.py; imports TRL only when run
+app.command("eval", epilog=EVAL_EPILOG)(eval_command)  # reward_service/evaluation/cli.py
 console = Console()
 
 
