@@ -337,9 +337,9 @@ function barFill(className, percent) {
 }
 
 function componentsTable(item) {
-  const rows = Object.entries(item.components).map(([key, c]) => {
+  const rows = Object.entries(item.components).flatMap(([key, c]) => {
     const width = c.score === null ? 0 : Math.max(0, Math.min(1, c.score)) * 100;
-    return element(
+    const row = element(
       "tr",
       { "data-component": key },
       element("th", { scope: "row" }, key),
@@ -359,17 +359,18 @@ function componentsTable(item) {
         { class: "num", "data-field": "contribution", "data-value": String(c.contribution) },
         c.contribution === null ? "—" : formatNumber(c.contribution),
       ),
-      element("td", { class: "component-error" }, c.error || ""),
     );
+    if (!c.error) return [row];
+    return [row, element("tr", { class: "component-error" }, element("td", { colspan: 5 }, `${key} failed: ${c.error}`))];
   });
   return element(
     "table",
     { class: "components" },
-    element("caption", {}, "Components: score (bar and value), weight, contribution to the reward"),
+    element("caption", {}, "Components: score, weight and contribution to the reward"),
     element(
       "colgroup",
       {},
-      ["name", "bar-col", "number", "number", "number", "error-col"].map((name) => element("col", { class: name })),
+      ["name", "bar-col", "number", "number", "number"].map((name) => element("col", { class: name })),
     ),
     element(
       "thead",
@@ -381,7 +382,6 @@ function componentsTable(item) {
         element("th", { scope: "col", colspan: 2 }, "score"),
         element("th", { scope: "col", class: "num" }, "weight"),
         element("th", { scope: "col", class: "num" }, "contribution"),
-        element("th", { scope: "col" }, "error"),
       ),
     ),
     element("tbody", {}, rows),
@@ -616,12 +616,14 @@ function profileColumn(label, outcome, index, reference, candidate) {
     .map(([key, c]) => [key, c.details]);
   column.append(textsBlock(reference, candidate, clinical));
   for (const [key, details] of clinical) column.append(errorsBlock(key, details, reference, candidate, column));
+  const panels = element("div", { class: "panels" });
   for (const [key, c] of entries) {
     const scorer = scorerOf(key);
-    if (scorer === "chexpert_labels" && c.details) column.append(labelsBlock(key, c.details));
-    else if (scorer === "report_guard" && c.details) column.append(guardBlock(key, c.details));
-    else if (scorer === "judge") column.append(judgeBlock(key, c));
+    if (scorer === "chexpert_labels" && c.details) panels.append(labelsBlock(key, c.details));
+    else if (scorer === "report_guard" && c.details) panels.append(guardBlock(key, c.details));
+    else if (scorer === "judge") panels.append(judgeBlock(key, c));
   }
+  if (panels.childElementCount) column.append(panels);
   column.append(
     element("details", { class: "raw" }, element("summary", {}, "Raw result"), element("pre", {}, JSON.stringify(item, null, 2))),
   );
