@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(health.router)
     app.include_router(openrlhf.router)
-    app.include_router(playground.router)
+    if settings.playground:
+        app.include_router(playground.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -85,3 +85,11 @@ def test_package_data_ships_the_playground() -> None:
     config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["reward_service"]
     assert "playground/static/*" in patterns and "playground/*.json" in patterns
+
+
+async def test_playground_can_be_left_out() -> None:
+    transport = httpx.ASGITransport(app=create_app(Settings(playground=False)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+        for path in ("/", "/ui", "/ui/", "/ui/static/playground.js", "/ui/examples"):
+            assert (await http.get(path)).status_code == 404, path
+        assert (await http.get("/healthz")).status_code == 200
