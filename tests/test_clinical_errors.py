@@ -1,8 +1,9 @@
 """The deterministic clinical-error scorer: each CheXprompt category on hand-built pairs.
 
-Expected errors and weights are derived by hand from the rules and the significance table in
-``reward_service/text/findings.py`` (pneumothorax 2.0, effusion / airspace 1.5, cardiomegaly and
-atelectasis 1.0, granuloma 0.25; comparison errors half weight).
+Expected errors and weights are derived by hand from the rule files in ``reward_service/rules/``
+(urgency: pneumothorax 2.0, effusion / airspace 1.5, cardiomegaly and atelectasis 1.0, granuloma
+0.25; attribute costs as shares of those in attributes.yaml). tests/test_graded_errors.py holds the
+hand-checked cases per attribute kind.
 """
 
 from __future__ import annotations
@@ -92,22 +93,24 @@ def test_omission() -> None:
 
 
 def test_laterality_swap() -> None:
+    # A contradictory side costs half the finding's weight, one side against both sides a third.
     assert _errors("Small right pleural effusion.", "Small left pleural effusion.") == [
-        ("c", "pleural_effusion", 1.5)
+        ("c", "pleural_effusion", 0.75)
     ]
-    assert _errors("Right upper lobe opacity.", "Bilateral upper lobe opacities.") == [("c", "airspace", 1.5)]
-    # A side on one report only is no error.
+    assert _errors("Right upper lobe opacity.", "Bilateral upper lobe opacities.") == [
+        ("c", "airspace", pytest.approx(0.525))
+    ]
+    # A side on one report only is at most a minor error.
     assert _errors("Right pleural effusion.", "Pleural effusion.") == []
 
 
 def test_severity_change() -> None:
+    # A quarter of the weight per level: small vs large is two levels, small vs moderate one (minor).
     assert _errors("Small right pleural effusion.", "Large right pleural effusion.") == [
-        ("d", "pleural_effusion", 1.5)
-    ]
-    assert _errors("Small right pleural effusion.", "Moderate right pleural effusion.") == [
         ("d", "pleural_effusion", 0.75)
     ]
-    assert _errors("Mild cardiomegaly.", "Severe cardiomegaly.") == [("d", "cardiomegaly", 1.0)]
+    assert _errors("Small right pleural effusion.", "Moderate right pleural effusion.") == []
+    assert _errors("Mild cardiomegaly.", "Severe cardiomegaly.") == [("d", "cardiomegaly", 0.5)]
     # An overlapping range is no error.
     assert _errors("Small to moderate left effusion.", "Moderate left effusion.") == []
 
@@ -117,21 +120,18 @@ def test_comparison_errors() -> None:
     assert _errors(
         "Small left pleural effusion.", "Small left pleural effusion, increased since the prior exam."
     ) == [("e", "pleural_effusion", 0.75)]
-    # (f): the candidate omits the reference's change.
-    assert _errors("Left pleural effusion has increased.", "Left pleural effusion.") == [
-        ("f", "pleural_effusion", 0.75)
-    ]
-    # (f): the candidate contradicts it.
+    # (f): omitting the reference's change is a minor error.
+    assert _errors("Left pleural effusion has increased.", "Left pleural effusion.") == []
+    # (e): contradicting it (worse vs better) is significant.
     assert _errors("Left pleural effusion has increased.", "Left pleural effusion has decreased.") == [
-        ("f", "pleural_effusion", 0.75)
+        ("e", "pleural_effusion", 0.75)
     ]
-    # A report-level hallucinated prior costs 1.
-    assert _errors("No acute disease.", "No change from the prior study.") == [("e", "comparison", 1.0)]
-    # "Stable" alone weighs a quarter (1.0 x 0.25 for cardiomegaly: not significant), but claiming a
-    # prior the reference never mentions is still a whole-report comparison error; omitting the
-    # reference's only comparison costs 0.5.
-    assert _errors("Mild cardiomegaly.", "Stable mild cardiomegaly.") == [("e", "comparison", 1.0)]
-    assert _errors("Stable mild cardiomegaly.", "Mild cardiomegaly.") == [("f", "comparison", 0.5)]
+    # A report-level hallucinated prior costs 0.5.
+    assert _errors("No acute disease.", "No change from the prior study.") == [("e", "comparison", 0.5)]
+    # "Stable" alone weighs a quarter (1.0 x 0.25 for cardiomegaly: minor), and the omitted "stable"
+    # of the reference is minor too.
+    assert _errors("Mild cardiomegaly.", "Stable mild cardiomegaly.") == []
+    assert _errors("Stable mild cardiomegaly.", "Mild cardiomegaly.") == []
     # Both compare with the prior: "stable" on one finding only is a light, insignificant error.
     assert (
         _errors(
@@ -147,8 +147,8 @@ def test_significance_weights_rank_errors() -> None:
     missed_effusion = _score("Small right pleural effusion.", "Lungs are clear.").score
     missed_granuloma = _score("Calcified granuloma in the right upper lobe.", "Lungs are clear.")
     assert missed_pneumothorax < missed_effusion < missed_granuloma.score
-    # A missed granuloma (0.25) is listed but is not clinically significant.
-    assert missed_granuloma.score == 1.0
+    # A missed granuloma (0.25) is listed but is not clinically significant: it costs a fifth.
+    assert missed_granuloma.score == pytest.approx(1 / (1 + 0.2 * 0.25))
     assert missed_granuloma.details["insignificant_counts"]["missed_finding"] == 1
     assert missed_granuloma.details["errors"][0]["finding"] == "granuloma"
 

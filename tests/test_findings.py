@@ -7,6 +7,8 @@ import re
 import pytest
 
 from reward_service.text import findings
+from reward_service.text.rules import RULES
+from reward_service.text.scanner import phrase_prefixes
 from reward_service.text.findings import CONCEPTS, extract_findings, normalize_report
 from reward_service.text.sentences import split_sentences
 
@@ -25,7 +27,7 @@ def _naive(patterns: list[str]) -> re.Pattern[str]:
 
 SCANNERS = [
     (findings._MENTIONS, [concept.pattern for concept in CONCEPTS]),
-    (findings._CUE_SCANNER, [pattern for pattern, _ in findings._CUES]),
+    (findings._CUE_SCANNER, [pattern for pattern, _ in RULES.cues]),
 ]
 
 
@@ -54,8 +56,8 @@ def test_dispatching_scanner_on_real_reports(shared_reports: dict[str, dict]) ->
 
 def test_every_phrase_is_dispatched_by_its_prefixes() -> None:
     # A phrase whose prefixes cannot be derived is tried everywhere (slower, never wrong); all of ours can.
-    assert all(findings._prefixes(concept.pattern) for concept in CONCEPTS)
-    assert all(findings._prefixes(pattern) for pattern, _ in findings._CUES)
+    assert all(phrase_prefixes(concept.pattern) for concept in CONCEPTS)
+    assert all(phrase_prefixes(pattern) for pattern, _ in RULES.cues)
 
 
 def test_evidence_sentences_are_the_shared_sentence_split(shared_reports: dict[str, dict]) -> None:

@@ -103,8 +103,18 @@ class RuleScorer(Scorer):
     """A deterministic, CPU-cheap scorer that scores one item at a time on the event loop."""
 
     kind = ScorerKind.RULE
+    #: True for scorers that read the report-analysis rule files (reward_service/rules/): their hash
+    #: is then part of the fingerprint, so editing a rule changes profile_hash.
+    reads_report_rules: ClassVar[bool] = False
     #: Batches larger than this are scored in a worker thread so the event loop stays responsive.
     inline_batch_limit: ClassVar[int] = 256
+
+    def fingerprint(self) -> dict[str, Any]:
+        if not self.reads_report_rules:
+            return {}
+        from reward_service.text.rules import RULES_HASH
+
+        return {"report_rules": RULES_HASH}
 
     @abstractmethod
     def score_one(self, item: ScoreItem) -> ScoreResult:

@@ -40,6 +40,7 @@ class CheXpertLabelsScorer(RuleScorer):
         "over 14 (or top 5) or label accuracy between reference and candidate."
     )
     Options = CheXpertLabelsOptions
+    reads_report_rules = True
 
     def score_one(self, item: ScoreItem) -> ScoreResult:
         options: CheXpertLabelsOptions = self.options  # type: ignore[assignment]

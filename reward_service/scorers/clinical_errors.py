@@ -1,10 +1,13 @@
 """Deterministic clinical-error scorer (``clinical_errors``): CheXprompt-style errors without an LLM.
 
-Findings with presence, laterality, severity and change are extracted from both reports by rules and
-compared (see :mod:`reward_service.text.clinical_errors` for the categories and weights); the score
-is ``1 / (1 + weighted clinically significant errors)``, every error is listed in the details. Runs
-at thousands of pairs per second on one CPU core, and references are extracted once per distinct
-text (cached), so a GRPO group sharing one reference pays for it once.
+Findings with presence, side, zone, severity, size, device position, certainty and change are
+extracted from both reports by rules and compared (see :mod:`reward_service.text.clinical_errors`
+for the categories and costs; the vocabulary and costs are data in ``reward_service/rules/``). The
+score is ``1 / (1 + significant cost + minor_error_share * insignificant cost)``; every error is
+listed in the details with its category, cost and character spans in both texts. The item's
+``prior_report``, when given, checks the candidate's change claims ("new" when the prior had it).
+Runs at thousands of pairs per second on one CPU core, and references are analysed once per
+distinct text (cached), so a GRPO group sharing one reference pays for it once.
 """
 
 from __future__ import annotations
@@ -22,8 +25,18 @@ class ClinicalErrorsOptions(ScorerOptions):
     min_weight: float = Field(
         0.5,
         ge=0,
-        description="Errors weighing at least this are clinically significant and lower the score; "
-        "lighter ones (e.g. a missed granuloma, 0.25) are listed only.",
+        description="Errors costing at least this are clinically significant; lighter ones (a missed "
+        "granuloma, 0.25; a less specific location) are minor.",
+    )
+    minor_error_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Share of their cost that minor (insignificant) errors take off the score: "
+        "0 ignores them, 1 counts them like significant ones.",
+    )
+    use_prior_report: bool = Field(
+        True, description="Check the candidate's change claims against the item's prior_report, when given."
     )
     weights: dict[str, float] = Field(
         default_factory=dict,
@@ -43,30 +56,38 @@ class ClinicalErrorsOptions(ScorerOptions):
 
 class ClinicalErrorsScorer(RuleScorer):
     description = (
-        "Rule-based clinical errors (CheXprompt categories: false/missed finding, wrong side, wrong "
-        "severity, false/omitted comparison) weighted by clinical significance; 1/(1 + weighted errors)."
+        "Rule-based clinical errors (CheXprompt categories: false/missed finding, wrong location, "
+        "severity, size or certainty, false/omitted comparison) graded by clinical significance; "
+        "1/(1 + weighted errors)."
     )
     Options = ClinicalErrorsOptions
+    reads_report_rules = True
 
     def score_one(self, item: ScoreItem) -> ScoreResult:
         options: ClinicalErrorsOptions = self.options  # type: ignore[assignment]
         errors = compare_reports(
-            item.reference, item.candidate, weights=options.weights or None, min_weight=options.min_weight
+            item.reference,
+            item.candidate,
+            prior=item.prior_report if options.use_prior_report else None,
+            weights=options.weights or None,
+            min_weight=options.min_weight,
         )
         significant = [error for error in errors if error.significant]
+        minor = [error for error in errors if not error.significant]
         weighted = sum(error.weight for error in significant)
+        minor_weighted = sum(error.weight for error in minor)
         significant_counts = Counter(CATEGORIES[error.category] for error in significant)
-        insignificant_counts = Counter(
-            CATEGORIES[error.category] for error in errors if not error.significant
-        )
+        insignificant_counts = Counter(CATEGORIES[error.category] for error in minor)
         return ScoreResult(
-            1.0 / (1.0 + weighted),
+            1.0 / (1.0 + weighted + options.minor_error_share * minor_weighted),
             {
                 "weighted_significant_errors": weighted,
+                "weighted_insignificant_errors": minor_weighted,
                 "significant_errors": len(significant),
-                "insignificant_errors": len(errors) - len(significant),
+                "insignificant_errors": len(minor),
                 "counts": {kind: significant_counts[kind] for kind in CATEGORIES.values()},
                 "insignificant_counts": {kind: insignificant_counts[kind] for kind in CATEGORIES.values()},
+                "prior_report_used": bool(item.prior_report) and options.use_prior_report,
                 "errors": [error.as_dict() for error in errors],
             },
         )
