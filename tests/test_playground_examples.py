@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from reward_service.playground import make_variants, playground_examples
-from reward_service.playground.variants import dropped_finding, negation_flip, paraphrase, side_swap
+from reward_service.playground.variants import dropped_finding, negation_flip, paraphrase_variant, side_swap
+from reward_service.text.variants import paraphrase
 from reward_service.text.chexpert import chexpert_labels, present_observations
 from reward_service.text.clinical_errors import compare_reports
-from reward_service.text.sentences import sentence_spans, split_sentences
 
 #: The error category each variant is meant to cause, as the rule-based clinical-error scorer names it.
 EXPECTED_CATEGORIES = {"negation_flip": {"a", "b"}, "side_swap": {"c"}, "dropped_finding": {"b"}}
@@ -36,34 +36,27 @@ def assert_variant_does_what_it_says(report: str, kind: str, text: str) -> None:
         assert error_categories(report, text) & EXPECTED_CATEGORIES[kind], (kind, text)
 
 
-@pytest.mark.parametrize(
-    "text",
-    ["A. B c.  D\n\nE", " x. ", "", "Findings: a b. Impression: 1. No x.", "One sentence without end"],
-)
-def test_sentence_spans_cut_what_split_sentences_returns(text: str) -> None:
-    assert [text[start:end] for start, end in sentence_spans(text)] == split_sentences(text)
-
-
 def test_negation_flip_states_the_most_significant_ruled_out_finding() -> None:
     variant = negation_flip(REPORT)
     assert variant is not None
-    assert "Pneumothorax." in variant.text and "No pneumothorax" not in variant.text
-    assert variant.text.replace("Pneumothorax.", "No pneumothorax.") == REPORT
+    assert variant.text == REPORT.replace("No pneumothorax.", "Pneumothorax.")
     assert "a" in error_categories(REPORT, variant.text)
 
 
-def test_negation_flip_rules_out_a_finding_when_nothing_is_ruled_out() -> None:
-    report = "Findings: The heart is mildly enlarged. Impression: Cardiomegaly."
-    variant = negation_flip(report)
-    # Cardiomegaly is stated twice, so negating one sentence would leave it stated: nothing to flip.
-    assert variant is None
-    report = "Findings: Left hemidiaphragm is elevated. The lungs are clear."
+def test_negation_flip_prefers_a_finding_alone_and_skips_findings_stated_elsewhere() -> None:
+    report = "Findings: No effusion or consolidation. No pneumothorax. Small right effusion."
     variant = negation_flip(report)
     assert variant is not None
-    assert variant.text == "Findings: Left hemidiaphragm is not elevated. The lungs are clear."
+    # Effusion is stated, so its list is left alone; the lone pneumothorax is flipped.
+    assert variant.text == "Findings: No effusion or consolidation. Pneumothorax. Small right effusion."
+    # A list is flipped when no finding stands alone.
+    variant = negation_flip("Findings: The heart is enlarged. There is no focal consolidation or pneumothorax.")
+    assert variant is not None
+    assert variant.text.endswith("There is focal consolidation or pneumothorax.")
+    assert negation_flip("Findings: Small left pleural effusion. Impression: Effusion.") is None
 
 
-def test_side_swap_exchanges_sides_keeping_case() -> None:
+def test_side_swap_moves_the_one_sided_finding_wherever_it_is_stated() -> None:
     variant = side_swap(REPORT)
     assert variant is not None
     assert variant.text == REPORT.replace("left", "right").replace("Left", "Right")
@@ -71,9 +64,14 @@ def test_side_swap_exchanges_sides_keeping_case() -> None:
     assert side_swap("Findings: No pneumothorax. Left lung is clear.") is None  # no stated finding with a side
     # A finding on both sides stays on both sides: the swap would change nothing clinically.
     assert side_swap("Small left pleural effusion. Small right pleural effusion.") is None
+    # Only the sentences stating the finding change; "the right lung is clear" stays as written.
+    report = "Findings: The right lung is clear. Left basilar atelectasis."
+    variant = side_swap(report)
+    assert variant is not None
+    assert variant.text == "Findings: The right lung is clear. Right basilar atelectasis."
 
 
-def test_dropped_finding_removes_every_sentence_stating_it_and_keeps_section_labels() -> None:
+def test_dropped_finding_removes_every_sentence_stating_it_and_keeps_section_headers() -> None:
     variant = dropped_finding(REPORT)
     assert variant is not None
     assert variant.text == "Findings: Heart size is normal. No pneumothorax. The lungs are otherwise clear."
@@ -82,19 +80,20 @@ def test_dropped_finding_removes_every_sentence_stating_it_and_keeps_section_lab
     variant = dropped_finding(report)
     assert variant is not None
     assert variant.text == "Findings: Heart size is normal. Impression: Call placed."
+    # A section left empty loses its header.
+    variant = dropped_finding("Findings: Right pneumothorax. Impression: Heart size is normal.")
+    assert variant is not None and variant.text == "Impression: Heart size is normal."
     assert dropped_finding("Findings: No pneumothorax. Heart size is normal.") is None
+    assert dropped_finding("Findings: Right pneumothorax.") is None  # nothing would be left
 
 
-def test_paraphrase_reorders_findings_and_rewords_without_changing_them() -> None:
-    variant = paraphrase(REPORT)
+def test_paraphrase_rewords_with_the_shared_table_only_where_findings_survive() -> None:
+    variant = paraphrase_variant(REPORT)
     assert variant is not None
-    assert variant.text.startswith("Findings: The lungs are otherwise clear. No pneumothorax.")
-    assert variant.text.endswith("Impression: Small left pleural effusion.")
-    assert "the heart is normal in size" in variant.text.lower()
+    assert variant.text == paraphrase(REPORT)
+    assert variant.text != REPORT
     assert_variant_does_what_it_says(REPORT, "paraphrase", variant.text)
-    # Wrapped lines are not sentences: they are reworded but never reordered.
-    wrapped = "Findings: There is no pleural\neffusion. Heart size is normal."
-    assert paraphrase(wrapped).text == "Findings: There is no evidence of pleural\neffusion. The heart is normal in size."  # type: ignore[union-attr]
+    assert paraphrase_variant("Gibberish words only.") is None  # nothing of the table in it
 
 
 def test_every_shipped_example_has_all_four_variants_doing_what_they_say() -> None:
@@ -125,6 +124,8 @@ def test_variants_of_every_shared_report_do_what_they_say(shared_reports: dict[s
         for variant in make_variants(report):
             generated[variant.kind] = generated.get(variant.kind, 0) + 1
             assert_variant_does_what_it_says(report, variant.kind, variant.text)
-    # Every report gets a paraphrase; the others need a finding of the right shape.
-    assert generated["paraphrase"] == len(shared_reports)
-    assert min(generated.values()) >= 50, generated
+    # Measured on 2026-12-01: paraphrase 562, negation_flip 460, dropped_finding 254, side_swap 109 of 590
+    # (a side swap needs a finding stated on one side only; a paraphrase is withheld where the shared
+    # synonym table would change what the analysis reads).
+    assert generated["paraphrase"] >= 0.9 * len(shared_reports), generated
+    assert min(generated.values()) >= 100, generated

@@ -1,82 +1,33 @@
-"""Candidate variants of a real report, each making one kind of error, for the playground's examples.
+"""Targeted variants of a real report for the playground's examples: each makes one clinical error.
 
-Every variant is a plain text rewrite driven by the tables below and by the rule-based finding
-extractor (:mod:`reward_service.text.findings`), which picks the sentence to change and checks that
-the rewrite changed what it meant to:
+The rewrites are the project's report perturbations (:mod:`reward_service.text.variants`, whose
+tables are ``reward_service/rules/report_variants.yaml``); this module only decides *where* to apply
+them, with the rule-based finding analysis (:mod:`reward_service.text.findings`), so that each variant
+makes the error it is named for, and checks that the rewrite changed what it meant to:
 
-* ``paraphrase``: the findings sentences in reverse order and the phrases of :data:`PARAPHRASES`
-  reworded; no finding changes, so clinical scores should hold while n-gram overlap drops.
-* ``negation_flip``: one sentence that rules a single finding out now states it (the most significant
-  such finding that the report does not state anywhere), rewritten by :data:`AFFIRMATIONS`; a report
-  with no such sentence has a stated finding ruled out instead (:data:`NEGATIONS`).
-* ``side_swap``: "left" and "right" exchanged throughout, when a stated finding lies on one side only.
-* ``dropped_finding``: every sentence that states the report's most significant finding removed.
+* ``paraphrase``: the whole report reworded by the synonym table; no finding changes.
+* ``negation_flip``: the negation removed from a sentence that rules out findings the report states
+  nowhere (one finding alone if it can, the most significant first).
+* ``side_swap``: the side swapped in every sentence stating the most significant finding that lies on
+  one side only.
+* ``dropped_finding``: every sentence stating the report's most significant finding removed.
 
-A rewrite that does not apply to a report yields no variant of that kind. The rewrites are not
-reviewed by a radiologist: they exist to show what each scorer notices, not as a benchmark.
+A kind that does not apply to a report (nothing ruled out, no one-sided finding) yields no variant.
+The rewrites are not reviewed by a radiologist: they show what each scorer notices, no more.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reward_service.text.findings import FINDINGS, NEGATIVE, POSITIVE, Mention, extract_findings
-from reward_service.text.sentences import sentence_spans
+from reward_service.text.variants import flip_negation, paraphrase, split_report_sentences, swap_side
 
-
-@dataclass(frozen=True, slots=True)
-class Rewrite:
-    """A case-insensitive regex and its replacement (``re.sub`` syntax), applied to a sentence's body."""
-
-    pattern: str
-    replacement: str
-
-    def apply(self, text: str) -> str:
-        return re.sub(self.pattern, self.replacement, text, flags=re.IGNORECASE)
-
-
-#: Rewrites that turn a sentence ruling a finding out into one stating it; the first that works wins.
-AFFIRMATIONS: tuple[Rewrite, ...] = (
-    Rewrite(r"^there (is|are) no (?:visible |definite |evidence of |radiographic evidence of )*", r"there \1 "),
-    Rewrite(r"^no (?:visible |definite |evidence of |radiographic evidence of )*", ""),
-    Rewrite(r"\b(is|are) not (seen|identified|visualized|present|demonstrated)\b", r"\1 \2"),
-    Rewrite(r"\b(is|are) free of\b", r"\1 positive for"),
-    Rewrite(r"\bnegative for\b", "positive for"),
-    Rewrite(r"\bwithout (?:evidence of )?", "with "),
-)
-
-#: Rewrites that turn a sentence stating a finding into one ruling it out; the last always applies.
-NEGATIONS: tuple[Rewrite, ...] = (
-    Rewrite(r"^there (is|are) (?:an? )?", r"there \1 no "),
-    Rewrite(
-        r"\b(is|are) (?:mildly |moderately |severely |markedly )?(enlarged|elevated|present|seen|noted|identified)\b",
-        r"\1 not \2",
-    ),
-    Rewrite(r"^(?:an? )?", "no "),
-)
-
-#: Rewordings that keep every finding, its side, grade and change (the paraphrase applies all of them).
-PARAPHRASES: tuple[Rewrite, ...] = (
-    Rewrite(r"\bwithin normal limits\b", "normal"),
-    Rewrite(r"\bheart size is normal\b", "the heart is normal in size"),
-    Rewrite(r"\bnormal heart size\b", "heart of normal size"),
-    Rewrite(r"\bthe lungs are clear\b", "both lungs are clear"),
-    Rewrite(r"\bair space\b", "airspace"),
-    Rewrite(r"\bbony structures\b", "osseous structures"),
-    Rewrite(r"\bacute bony abnormality\b", "acute osseous abnormality"),
-    Rewrite(r"\bthere is no (?!evidence|radiographic|visible)", "there is no evidence of "),
-    Rewrite(r"\bno acute cardiopulmonary (disease|process|abnormality)\b", r"no acute cardiopulmonary \1 is seen"),
-)
-
-#: Words exchanged by the side swap.
-SIDES: dict[str, str] = {"left": "right", "right": "left"}
-
-# "Findings:", "Impression:" and the like start a section; rewrites keep them in place.
-_SECTION_LABEL = re.compile(r"(?:findings|impression|comparison|indication|history)\s*:\s*", re.IGNORECASE)
-_IMPRESSION = re.compile(r"impression\s*:", re.IGNORECASE)
-_SIDE_WORD = re.compile(r"\b(?:left|right)\b", re.IGNORECASE)
+# A sentence may open a section ("Findings: ..."); rewrites keep the header where it was.
+_SECTION_HEADER = re.compile(r"\s*(?:findings|impression)\s*:\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,153 +41,146 @@ class Variant:
 
 @dataclass(frozen=True, slots=True)
 class _Sentence:
-    start: int
-    body_start: int  # after a section label such as "Findings: "
-    end: int
+    header: str  # "Findings: " or "", kept in place when the sentence is rewritten or dropped
+    body: str
+    mentions: tuple[Mention, ...]
+
+    @property
+    def stated(self) -> set[str]:
+        return {m.concept.finding for m in self.mentions if m.present}  # type: ignore[misc]
 
 
 def _sentences(report: str) -> list[_Sentence]:
     sentences = []
-    for start, end in sentence_spans(report):
-        label = _SECTION_LABEL.match(report, start, end)
-        sentences.append(_Sentence(start, label.end() if label else start, end))
+    for sentence in split_report_sentences(report):
+        header = _SECTION_HEADER.match(sentence)
+        cut = header.end() if header else 0
+        body = sentence[cut:]
+        mentions = tuple(m for m in extract_findings(body).mentions if m.concept.finding is not None)
+        sentences.append(_Sentence(sentence[:cut], body, mentions))
     return sentences
 
 
-def _finding_mentions(text: str) -> list[Mention]:
-    return [mention for mention in extract_findings(text).mentions if mention.concept.finding is not None]
+def _join(sentences: list[_Sentence], bodies: list[str | None]) -> str:
+    """The report again, ``None`` bodies dropped (their section header moves to the next sentence)."""
+    parts: list[str] = []
+    pending = ""
+    for sentence, body in zip(sentences, bodies, strict=True):
+        if sentence.header:  # a section left with no sentence loses its header too
+            pending = sentence.header
+        if body is not None:
+            parts.append(pending + body)
+            pending = ""
+    return " ".join(parts)
 
 
-def _with_case_of(original: str, rewritten: str) -> str:
-    if original[:1].isupper() and rewritten:
-        return rewritten[0].upper() + rewritten[1:]
-    return rewritten
-
-
-def _replace(report: str, edits: list[tuple[int, int, str]]) -> str:
-    for start, end, text in sorted(edits, reverse=True):
-        report = report[:start] + text + report[end:]
-    return report
-
-
-def _significance(finding: str) -> float:
-    return FINDINGS[finding].weight
+def _most_significant(findings: Counter[str]) -> str:
+    """The finding weighing most; of equals, the one stated most often (what the report is about)."""
+    return max(sorted(findings), key=lambda finding: (FINDINGS[finding].weight, findings[finding]))
 
 
 def _name(finding: str) -> str:
     return FINDINGS[finding].name
 
 
-def paraphrase(report: str) -> Variant | None:
-    """The findings sentences reversed and :data:`PARAPHRASES` applied; None when nothing changes."""
-    sentences = _sentences(report)
-    impression = next((i for i, s in enumerate(sentences) if _IMPRESSION.match(report, s.start)), len(sentences))
-    bodies = [report[s.body_start : s.end] for s in sentences]
-    order = list(range(len(sentences)))
-    findings_end = sentences[impression].start if impression < len(sentences) else len(report)
-    # Line breaks also end a "sentence": there reordering would scramble wrapped lines.
-    if "\n" not in report[:findings_end].strip():
-        order[:impression] = reversed(order[:impression])
-    edits = []
-    for position, source in zip(range(len(sentences)), order, strict=True):
-        body = bodies[source]
-        for rewrite in PARAPHRASES:
-            body = rewrite.apply(body)
-        target = sentences[position]
-        edits.append((target.body_start, target.end, _with_case_of(bodies[source], body)))
-    text = _replace(report, edits)
-    if text == report:
+def _stated(sentences: list[_Sentence]) -> Counter[str]:
+    return Counter(finding for sentence in sentences for finding in sentence.stated)
+
+
+def _what_it_states(report: str) -> dict[str, tuple[bool, frozenset[str]]]:
+    """Each finding the report states (positive or hedged): whether firmly, and on which sides."""
+    stated: dict[str, tuple[bool, frozenset[str]]] = {}
+    for mention in extract_findings(report).mentions:
+        finding = mention.concept.finding
+        if finding is not None and mention.present:
+            firm, sides = stated.get(finding, (False, frozenset()))
+            stated[finding] = (firm or mention.status == POSITIVE, sides | mention.laterality)
+    return stated
+
+
+def paraphrase_variant(report: str) -> Variant | None:
+    """The report reworded by the synonym table; None when nothing changes, or a finding would.
+
+    The table does not fit every report (a rewording the analysis no longer reads as the same finding),
+    so a paraphrase is only offered where the analysis sees the same findings, as firmly, on the same sides.
+    """
+    text = paraphrase(report)
+    if text == report or _what_it_states(text) != _what_it_states(report):
         return None
-    reordered = "findings sentences in reverse order; " if order[:impression] != sorted(order[:impression]) else ""
-    return Variant("paraphrase", text, f"{reordered}phrases reworded")
+    return Variant("paraphrase", text, "reworded by the synonym table")
 
 
 def negation_flip(report: str) -> Variant | None:
-    """A ruled-out finding stated (or, failing that, a stated one ruled out); None when neither works."""
+    """A ruled-out finding now stated; None when no sentence rules out one finding alone."""
     sentences = _sentences(report)
-    mentions = [_finding_mentions(report[s.body_start : s.end]) for s in sentences]
-    # How many sentences state each finding: a finding stated twice stays stated when one is negated.
-    stated = Counter(finding for found in mentions for finding in {m.concept.finding for m in found if m.present})
-    attempts: list[tuple[_Sentence, str, tuple[Rewrite, ...], int]] = []
-    for sentence, found in zip(sentences, mentions, strict=True):
-        # only sentences about one finding, all of whose mentions agree
-        if len({m.concept.finding for m in found}) != 1 or len({m.status for m in found}) != 1:
+    stated = _stated(sentences)
+    # Sentences that rule out only findings the report states nowhere: one finding alone first
+    # ("No pneumothorax."), then lists ("No effusion or pneumothorax."), the most significant first.
+    targets = []
+    for index, sentence in enumerate(sentences):
+        findings = {m.concept.finding for m in sentence.mentions}
+        if findings and not findings & stated.keys() and all(m.status == NEGATIVE for m in sentence.mentions):
+            weight = max(FINDINGS[f].weight for f in findings)  # type: ignore[index]
+            targets.append((len(findings), -weight, index, findings))
+    for _, _, index, findings in sorted(targets):
+        body = sentences[index].body
+        flipped = flip_negation(body)
+        if flipped is None:
             continue
-        finding, status = found[0].concept.finding, found[0].status
-        assert finding is not None
-        if status == NEGATIVE and not stated[finding]:
-            attempts.append((sentence, finding, AFFIRMATIONS, POSITIVE))
-        elif status == POSITIVE and stated[finding] == 1:
-            attempts.append((sentence, finding, NEGATIONS, NEGATIVE))
-    attempts.sort(key=lambda attempt: (attempt[3] != POSITIVE, -_significance(attempt[1])))
-    for sentence, finding, rewrites, wanted in attempts:
-        body = report[sentence.body_start : sentence.end]
-        # Rewrites see a lower-case first word ("No X" -> "X"), unless it is an abbreviation ("PA").
-        plain = body if body[1:2].isupper() else body[:1].lower() + body[1:]
-        for rewrite in rewrites:
-            flipped = _with_case_of(body, rewrite.apply(plain))
-            if flipped == body:
-                continue
-            statuses = {m.status for m in _finding_mentions(flipped) if m.concept.finding == finding}
-            if statuses == {wanted}:
-                text = _replace(report, [(sentence.body_start, sentence.end, flipped)])
-                return Variant("negation_flip", text, f"{body!r} now reads {flipped!r}")
+        now = [m for m in extract_findings(flipped).mentions if m.concept.finding in findings]
+        if now and all(m.present for m in now):
+            bodies: list[str | None] = [s.body for s in sentences]
+            bodies[index] = flipped
+            return Variant("negation_flip", _join(sentences, bodies), f"{body!r} now reads {flipped!r}")
     return None
 
 
 def side_swap(report: str) -> Variant | None:
-    """"left" and "right" exchanged, when a stated finding lies on one side; None otherwise."""
+    """The side of a one-sided finding swapped wherever it is stated; None when no finding has one side."""
+    sentences = _sentences(report)
     sides: dict[str, frozenset[str]] = {}
-    for mention in _finding_mentions(report):
-        if mention.present:
-            finding = mention.concept.finding
-            sides[finding] = sides.get(finding, frozenset()) | mention.laterality  # type: ignore[index]
-    # A finding seen on both sides somewhere in the report stays on both sides after the swap.
-    one_sided = [finding for finding, found in sides.items() if len(found) == 1]
-    if not one_sided:
-        return None
-
-    def swap(match: re.Match[str]) -> str:
-        return _with_case_of(match.group(), SIDES[match.group().lower()])
-
-    text, count = _SIDE_WORD.subn(swap, report)
-    finding = max(sorted(one_sided), key=_significance)
-    words = "word" if count == 1 else "words"
-    return Variant("side_swap", text, f"left and right exchanged ({count} {words}): {_name(finding)} on the other side")
+    for sentence in sentences:
+        for mention in sentence.mentions:
+            if mention.present:
+                finding = mention.concept.finding
+                sides[finding] = sides.get(finding, frozenset()) | mention.laterality  # type: ignore[index]
+    # A finding seen on both sides stays on both sides after any swap.
+    one_sided = sorted((f for f, found in sides.items() if len(found) == 1), key=lambda f: -FINDINGS[f].weight)
+    for finding in one_sided:
+        bodies: list[str | None] = [
+            (swap_side(s.body) or s.body) if finding in s.stated else s.body for s in sentences
+        ]
+        text = _join(sentences, bodies)
+        swapped = frozenset().union(
+            *(m.laterality for m in extract_findings(text).mentions if m.concept.finding == finding and m.present)
+        )
+        if swapped and not swapped & sides[finding]:
+            return Variant("side_swap", text, f"{_name(finding)} now on the {next(iter(swapped))} side")
+    return None
 
 
 def dropped_finding(report: str) -> Variant | None:
-    """Every sentence stating the most significant stated finding removed; None when none is stated."""
+    """Every sentence stating the most significant finding removed; None when nothing is stated."""
     sentences = _sentences(report)
-    stated: dict[int, set[str]] = {
-        index: {m.concept.finding for m in _finding_mentions(report[s.body_start : s.end]) if m.present}  # type: ignore[misc]
-        for index, s in enumerate(sentences)
-    }
-    findings = set().union(*stated.values()) if stated else set()
-    if not findings:
+    stated = _stated(sentences)
+    if not stated:
         return None
-    # The most significant finding; of equals, the one stated most often (it is what the report is about).
-    finding = max(
-        sorted(findings),
-        key=lambda f: (_significance(f), sum(f in found for found in stated.values())),
-    )
-    dropped = [index for index, found in stated.items() if finding in found]
-    if len(dropped) == len(sentences):
+    finding = _most_significant(stated)
+    bodies = [None if finding in s.stated else s.body for s in sentences]
+    if all(body is None for body in bodies):
         return None
-    edits = []
-    for index in dropped:
-        sentence = sentences[index]
-        # Keep a section label with the sentence that now opens the section.
-        following = sentences[index + 1].start if index + 1 < len(sentences) else len(report)
-        edits.append((sentence.body_start, following, ""))
-    text = re.sub(r"\s+$", "", _replace(report, edits))
-    text = re.sub(r"(?:\s*(?:findings|impression)\s*:)+$", "", text, flags=re.IGNORECASE)
-    plural = "s" if len(dropped) > 1 else ""
-    return Variant("dropped_finding", text, f"{len(dropped)} sentence{plural} stating {_name(finding)} removed")
+    dropped = bodies.count(None)
+    plural = "s" if dropped > 1 else ""
+    return Variant("dropped_finding", _join(sentences, bodies), f"{dropped} sentence{plural} stating {_name(finding)} removed")
 
 
 #: The generators in the order the playground lists their variants.
-GENERATORS = (paraphrase, negation_flip, side_swap, dropped_finding)
+GENERATORS: tuple[Callable[[str], Variant | None], ...] = (
+    paraphrase_variant,
+    negation_flip,
+    side_swap,
+    dropped_finding,
+)
 
 
 def make_variants(report: str) -> list[Variant]:

@@ -403,7 +403,7 @@ function errorsBlock(key, details, reference, candidate, column) {
       { "data-error": token, class: error.significant ? "significant" : "insignificant" },
       element("td", {}, button),
       element("td", {}, `(${error.category}) ${CATEGORY_NAMES[error.category] || error.kind}`),
-      element("td", {}, error.finding),
+      element("td", {}, error.finding, error.attribute ? element("span", { class: "attribute" }, ` · ${error.attribute}`) : null),
       element("td", {}, error.significant ? "significant" : "insignificant"),
       element("td", { class: "num", "data-field": "cost", "data-value": String(error.weight) }, formatNumber(error.weight, 2)),
       element("td", {}, error.note, located ? "" : element("span", { class: "approx" }, " (located by its sentence)")),
