@@ -370,7 +370,7 @@ function componentsTable(item) {
     element(
       "colgroup",
       {},
-      ["name", "bar-col", "number", "number", "number"].map((name) => element("col", { class: name })),
+      ["name", "bar-col", "number", "number", "contribution-col"].map((name) => element("col", { class: name })),
     ),
     element(
       "thead",
