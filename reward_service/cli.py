@@ -21,6 +21,7 @@ from reward_service.composite import ProfileError, load_profile, shipped_profile
 from reward_service.models.cli import models_app
 from reward_service.scorers import ScoreItem
 from reward_service.settings import Settings
+from reward_service.text.cli import rules_app
 from trainer.cli import train as train_command
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app = typer.Typer(
 profiles_app = typer.Typer(help="List and show reward profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(models_app, name="models")
+app.add_typer(rules_app, name="rules")
 app.command("train")(train_command)  # trainer/cli.py; imports TRL only when run
 console = Console()
 

@@ -3,10 +3,18 @@
 A profile is a versioned YAML file naming the components of a reward, their weights, transforms and
 options. Shipped profiles live in ``reward_service/profiles/``; any other YAML path works too.
 
-The reward of an item is ``sum(weight * transform(score))`` over its weighted components. When a
-``required`` component failed for an item, the reward is None (never 0, which is a real score).
-When an optional component failed, it is left out and the remaining weights are rescaled to the
-same total, so the reward keeps its scale; the item's ``errors`` say so.
+The reward of an item is ``gate * sum(weight * transform(score))`` over its weighted components,
+where ``gate`` is the product of the transformed scores of the components marked ``gate: true``
+(each clamped to [0, 1]; 1 when the profile has none). A gate is a veto, not a term: with
+``report_guard`` as a gate, text that is not a report scores 0 however well the other components
+happen to rate it, and a repeated or truncated report can only lose reward. A weighted term could
+not do that, since the other terms alone may pay more than the guard takes away. Each weighted
+component's ``contribution`` includes the gate, so the contributions still add up to the reward.
+
+When a ``required`` component (weighted or gate) failed for an item, the reward is None (never 0,
+which is a real score). When an optional weighted component failed, it is left out and the
+remaining weights are rescaled to the same total, so the reward keeps its scale; an optional gate
+that failed is left out (factor 1). The item's ``errors`` say so.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from reward_service.scorers import REGISTRY, ScoreResult, scorer_class
+from reward_service.scorers import REGISTRY, ScoreResult, ScorerKind, scorer_class
 
 TRANSFORMS: dict[str, Callable[[float], float]] = {
     "identity": lambda x: x,
@@ -43,6 +51,11 @@ class ComponentSpec(BaseModel):
     name: str = Field(description="Registered scorer name.")
     key: str | None = Field(None, description="Name of this component in responses; defaults to name.")
     weight: float = Field(0.0, description="Weight in the reward; 0 computes and reports the component only.")
+    gate: bool = Field(
+        False,
+        description="Multiply the whole reward by this component's transformed score (clamped to [0, 1]) "
+        "instead of adding it; a gate has weight 0.",
+    )
     required: bool = Field(False, description="If this component fails for an item, its reward is null.")
     transform: str = Field("identity", description=f"Applied to the score first: {', '.join(TRANSFORMS)}.")
     options: dict[str, Any] = Field(default_factory=dict, description="Scorer options.")
@@ -60,6 +73,15 @@ class ComponentSpec(BaseModel):
         if transform not in TRANSFORMS:
             raise ValueError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
         return transform
+
+    @model_validator(mode="after")
+    def _gate_is_not_a_term(self) -> ComponentSpec:
+        if self.gate and self.weight:
+            raise ValueError(
+                f"component {self.component_key!r} is a gate and has weight {self.weight}: a gate multiplies "
+                "the reward and adds nothing to it, so set its weight to 0 (or drop `gate`)"
+            )
+        return self
 
     @property
     def component_key(self) -> str:
@@ -95,6 +117,11 @@ class Profile(BaseModel):
         if not any(component.weight for component in self.components):
             raise ValueError("at least one component needs a non-zero weight")
         return self
+
+    @property
+    def offline(self) -> bool:
+        """Whether every component is rule-based: no model weights, GPU, judge endpoint or network."""
+        return all(scorer_class(component.name).kind == ScorerKind.RULE for component in self.components)
 
     def dependency_layers(self) -> list[list[ComponentSpec]]:
         """Components grouped so that each group only reads results of earlier groups."""
@@ -153,20 +180,23 @@ class CompositeReward:
     reward: float | None
     contributions: dict[str, float]
     errors: list[str]
+    #: Product of the gate components' factors (1.0 without gates); None when the reward is None.
+    gate: float | None = 1.0
 
 
 def combine(profile: Profile, results: Mapping[str, ScoreResult]) -> CompositeReward:
-    """The weighted reward of one item from its component results."""
+    """The reward of one item from its component results: gates times the weighted sum."""
     errors: list[str] = []
     weighted: dict[str, tuple[float, float]] = {}
     missing_required = False
     total_weight = 0.0
+    gate = 1.0
     for component in profile.components:
         key = component.component_key
         result = results[key]
         if result.error is not None:
             errors.append(f"{key}: {result.error}")
-        if not component.weight:
+        if not component.weight and not component.gate:
             continue
         total_weight += component.weight
         if result.score is None or not math.isfinite(result.score):
@@ -174,18 +204,23 @@ def combine(profile: Profile, results: Mapping[str, ScoreResult]) -> CompositeRe
                 errors.append(f"{key}: no score")
             if component.required:
                 missing_required = True
+            elif component.gate:
+                errors.append(f"optional gate {key} missing: reward not gated by it")
             continue
         value = TRANSFORMS[component.transform](result.score)
-        weighted[key] = (component.weight, value)
+        if component.gate:
+            gate *= min(1.0, max(0.0, value))
+        else:
+            weighted[key] = (component.weight, value)
     if missing_required:
         errors.append("reward is null: a required component failed")
-        return CompositeReward(None, {}, errors)
+        return CompositeReward(None, {}, errors, None)
     present_weight = sum(weight for weight, _ in weighted.values())
     if not weighted or present_weight == 0:
         errors.append("reward is null: no weighted component could be scored")
-        return CompositeReward(None, {}, errors)
+        return CompositeReward(None, {}, errors, None)
     scale = total_weight / present_weight
     if scale != 1.0:
         errors.append(f"optional components missing: remaining weights rescaled by {scale:.4g}")
-    contributions = {key: weight * scale * value for key, (weight, value) in weighted.items()}
-    return CompositeReward(sum(contributions.values()), contributions, errors)
+    contributions = {key: weight * scale * value * gate for key, (weight, value) in weighted.items()}
+    return CompositeReward(sum(contributions.values()), contributions, errors, gate)

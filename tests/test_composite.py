@@ -145,3 +145,101 @@ async def test_engine_shares_one_scorer_between_profiles(tmp_path: Path) -> None
     assert engine.profiles["first"].scorers["rouge_l"] is engine.profiles["second"].scorers["rouge_l"]
     assert engine.default_profile == "first"
     await engine.close()
+
+
+GATED = Profile.model_validate(
+    {
+        "name": "gated",
+        "components": [
+            {"name": "rouge_l", "weight": 0.25},
+            {"name": "bleu2", "weight": 0.75},
+            {"name": "report_guard", "gate": True, "required": True},
+        ],
+    }
+)
+
+
+def test_a_gate_multiplies_the_weighted_sum_and_contributions_still_add_up() -> None:
+    results = {"rouge_l": ScoreResult(0.8), "bleu2": ScoreResult(0.4), "report_guard": ScoreResult(0.5)}
+    combined = combine(GATED, results)
+    assert combined.gate == 0.5
+    assert combined.reward == pytest.approx(0.5 * (0.25 * 0.8 + 0.75 * 0.4))
+    assert sum(combined.contributions.values()) == pytest.approx(combined.reward)
+    assert combine(GATED, {**results, "report_guard": ScoreResult(0.0)}).reward == 0.0
+    # Clamped to [0, 1]: a gate never raises the reward nor turns it negative.
+    assert combine(GATED, {**results, "report_guard": ScoreResult(3.0)}).gate == 1.0
+    assert combine(GATED, {**results, "report_guard": ScoreResult(-1.0)}).reward == 0.0
+    assert combine(TWO_COMPONENTS, {**results, "report_guard": ScoreResult(0.0)}).gate == 1.0  # no gate
+
+
+def test_a_failed_gate_is_null_when_required_and_left_out_otherwise() -> None:
+    results = {
+        "rouge_l": ScoreResult(0.8),
+        "bleu2": ScoreResult(0.4),
+        "report_guard": ScoreResult.failed("boom"),
+    }
+    assert combine(GATED, results).reward is None
+    optional = Profile.model_validate(
+        {
+            "name": "g",
+            "components": [{"name": "rouge_l", "weight": 1}, {"name": "report_guard", "gate": True}],
+        }
+    )
+    combined = combine(optional, {"rouge_l": ScoreResult(0.8), "report_guard": ScoreResult.failed("boom")})
+    assert combined.reward == pytest.approx(0.8)
+    assert any("optional gate report_guard missing" in error for error in combined.errors)
+
+
+def test_a_gate_has_no_weight_and_is_part_of_the_hash(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"is a gate and has weight 0\.5"):
+        load_profile(
+            write_profile(
+                tmp_path,
+                [{"name": "rouge_l", "weight": 1}, {"name": "report_guard", "weight": 0.5, "gate": True}],
+            )
+        )
+    with pytest.raises(ProfileError, match="at least one component needs a non-zero weight"):
+        load_profile(write_profile(tmp_path, [{"name": "report_guard", "gate": True}]))
+    ungated = Profile.model_validate(
+        {"name": "g", "components": [{"name": "rouge_l", "weight": 1}, {"name": "report_guard"}]}
+    )
+    gated = Profile.model_validate(
+        {
+            "name": "g",
+            "components": [{"name": "rouge_l", "weight": 1}, {"name": "report_guard", "gate": True}],
+        }
+    )
+    assert profile_hash(ungated, {}) != profile_hash(gated, {})
+
+
+def test_shipped_offline_profiles_are_the_rule_based_ones() -> None:
+    offline = {name for name in shipped_profiles() if load_profile(name).offline}
+    assert offline == {"default", "clinical"}
+    assert not load_profile("unirg-stage1").offline
+
+
+async def test_the_http_response_shows_the_gate() -> None:
+    import httpx
+
+    from reward_service.app import create_app
+
+    app = create_app(Settings())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post(
+                "/v1/score",
+                json={
+                    "items": [
+                        {"reference": "No pneumothorax.", "candidate": "asdf qwer zxcv."},
+                        {"reference": "No pneumothorax.", "candidate": "No pneumothorax. No pneumothorax."},
+                    ]
+                },
+            )
+    first, second = response.json()["items"]
+    assert (first["reward"], first["gate"]) == (0.0, 0.0)
+    assert "not a chest X-ray report" in first["components"]["report_guard"]["details"]["reasons"][0]
+    assert second["gate"] == pytest.approx(0.5)
+    assert second["reward"] == pytest.approx(
+        sum(c["contribution"] or 0 for c in second["components"].values())
+    )

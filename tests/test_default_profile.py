@@ -119,11 +119,13 @@ def rewards() -> dict[str, dict[str, float]]:
 
 def test_default_profile_needs_no_models_gpu_or_redis() -> None:
     profile = load_profile("default")
-    assert profile.version == 1
+    assert profile.version == 2
     from reward_service.scorers import ScorerKind, scorer_class
 
     assert {scorer_class(component.name).kind for component in profile.components} == {ScorerKind.RULE}
     assert {"clinical_errors", "report_guard"} <= {c.name for c in profile.components if c.required}
+    # The guard gates the reward rather than adding to it (tests/test_reward_hacking.py checks why).
+    assert [c.name for c in profile.components if c.gate] == ["report_guard"]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from reward_service.text import findings
+from reward_service.text.findings import CONCEPTS, extract_findings, normalize_report
 from reward_service.text.rules import RULES
 from reward_service.text.scanner import phrase_prefixes
-from reward_service.text.findings import CONCEPTS, extract_findings, normalize_report
 from reward_service.text.sentences import split_sentences
 
 SYNTHETIC = [
@@ -114,3 +114,21 @@ def test_long_and_odd_input() -> None:
     assert {(m.concept.key, m.status) for m in mentions} == {("pleural_effusion", 0), ("pneumothorax", 1)}
     for odd in ["", " ", "?", "...", "\n\n", "no " * 2000, "ÉPANCHEMENT ☃ 漢字", "effusion" * 500]:
         extract_findings(odd)
+
+
+def test_hard_line_breaks_and_runs_of_spaces_stay_inside_a_sentence() -> None:
+    # Reports wrapped at a fixed width (MIMIC-CXR, CheXpert Plus) break lines mid-sentence.
+    report = "FINDINGS: NO PLEURAL\nEFFUSION OR\n   PNEUMOTHORAX.  ENDOTRACHEAL  TUBE TIP 4 CM\nABOVE THE CARINA.\n\nIMPRESSION:\nSMALL LEFT\nEFFUSION IS NOT SEEN."
+    mentions = extract_findings(report).mentions
+    statuses = {m.concept.finding: m.status for m in mentions}
+    assert statuses["pleural_effusion"] == 0 and statuses["pneumothorax"] == 0
+    tube = next(m for m in mentions if m.concept.finding == "endotracheal_tube")
+    assert [x.size_mm for x in tube.measurements] == [40.0]
+    # Offsets point into the report as given, whitespace and case included.
+    assert [report[m.start : m.end] for m in mentions][:3] == [
+        "PLEURAL\nEFFUSION",
+        "PNEUMOTHORAX",
+        "ENDOTRACHEAL  TUBE",
+    ]
+    # A blank line still ends a sentence.
+    assert normalize_report("No effusion\n\nPneumothorax.").count("\n") == 1

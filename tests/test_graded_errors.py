@@ -53,11 +53,31 @@ SIZE_CASES: list[tuple[str, str, set[Error]]] = [
     ("An 8 mm nodule in the right upper lobe.", "A 9 mm nodule in the right upper lobe.", set()),
     ("A 2.5 x 1.8 cm mass in the left upper lobe.", "A 2.4 x 2.0 cm mass in the left upper lobe.", set()),
     ("A 2.5 cm mass in the left upper lobe.", "A 25 mm mass in the left upper lobe.", set()),
-    ("An 8 mm nodule in the right upper lobe.", "A 12 mm nodule in the right upper lobe.", {("d", "nodule", "size", False)}),
-    ("An 8 mm nodule in the right upper lobe.", "A 3 cm nodule in the right upper lobe.", {("d", "nodule", "size", True)}),
-    ("A 5 cm mass in the right lower lobe.", "A 2 cm mass in the right lower lobe.", {("d", "mass", "size", True)}),
-    ("A 3 x 2 cm mass in the right hilum.", "A 4 x 3 cm mass in the right hilum.", {("d", "mass", "size", False)}),
-    ("A 3 x 2 cm mass in the right hilum.", "A 6 x 4 cm mass in the right hilum.", {("d", "mass", "size", True)}),
+    (
+        "An 8 mm nodule in the right upper lobe.",
+        "A 12 mm nodule in the right upper lobe.",
+        {("d", "nodule", "size", False)},
+    ),
+    (
+        "An 8 mm nodule in the right upper lobe.",
+        "A 3 cm nodule in the right upper lobe.",
+        {("d", "nodule", "size", True)},
+    ),
+    (
+        "A 5 cm mass in the right lower lobe.",
+        "A 2 cm mass in the right lower lobe.",
+        {("d", "mass", "size", True)},
+    ),
+    (
+        "A 3 x 2 cm mass in the right hilum.",
+        "A 4 x 3 cm mass in the right hilum.",
+        {("d", "mass", "size", False)},
+    ),
+    (
+        "A 3 x 2 cm mass in the right hilum.",
+        "A 6 x 4 cm mass in the right hilum.",
+        {("d", "mass", "size", True)},
+    ),
     ("A 1 cm nodule at the left base.", "A nodule at the left base.", set()),
     ("A 6 mm nodule in the lingula.", "A 6 mm nodule in the lingula. No pneumothorax.", set()),
 ]
@@ -65,7 +85,11 @@ SIZE_CASES: list[tuple[str, str, set[Error]]] = [
 POSITION_CASES: list[tuple[str, str, set[Error]]] = [
     ("ET tube tip 5 cm above the carina.", "Endotracheal tube tip 5 cm above the carina.", set()),
     ("ET tube tip 5 cm above the carina.", "ET tube tip 4.5 cm above the carina.", set()),
-    ("ET tube tip 5 cm above the carina.", "ET tube tip 3 cm above the carina.", {("c", "endotracheal_tube", "position", False)}),
+    (
+        "ET tube tip 5 cm above the carina.",
+        "ET tube tip 3 cm above the carina.",
+        {("c", "endotracheal_tube", "position", False)},
+    ),
     # A tip 1 cm above the carina is too low: a malpositioned tube, an urgent finding of its own.
     (
         "ET tube tip 5 cm above the carina.",
@@ -84,32 +108,76 @@ POSITION_CASES: list[tuple[str, str, set[Error]]] = [
         {("c", "endotracheal_tube", "position", True), ("a", "device_malposition", None, True)},
     ),
     ("ET tube tip 4 cm above the carina.", "ET tube in standard position.", set()),
-    ("ET tube 4 cm above the carina. NG tube in the stomach.", "ET tube 4 cm above the carina.", {("b", "enteric_tube", None, True)}),
-    ("Right PICC line tip in the SVC.", "Right PICC with tip in the SVC. ET tube 4 cm above the carina.", {("a", "endotracheal_tube", None, True)}),
+    (
+        "ET tube 4 cm above the carina. NG tube in the stomach.",
+        "ET tube 4 cm above the carina.",
+        {("b", "enteric_tube", None, True)},
+    ),
+    (
+        "Right PICC line tip in the SVC.",
+        "Right PICC with tip in the SVC. ET tube 4 cm above the carina.",
+        {("a", "endotracheal_tube", None, True)},
+    ),
 ]
 
 LOCATION_CASES: list[tuple[str, str, set[Error]]] = [
     ("Right upper lobe consolidation.", "Consolidation in the right upper lobe.", set()),
-    ("Right upper lobe consolidation.", "Right lower lobe consolidation.", {("c", "airspace", "location", True)}),
-    ("Right upper lobe consolidation.", "Left upper lobe consolidation.", {("c", "airspace", "location", True)}),
+    (
+        "Right upper lobe consolidation.",
+        "Right lower lobe consolidation.",
+        {("c", "airspace", "location", True)},
+    ),
+    (
+        "Right upper lobe consolidation.",
+        "Left upper lobe consolidation.",
+        {("c", "airspace", "location", True)},
+    ),
     ("Right upper lobe consolidation.", "Right lung consolidation.", {("c", "airspace", "location", False)}),
     ("Right upper lobe consolidation.", "Consolidation.", {("c", "airspace", "location", False)}),
     ("Consolidation in the right lung.", "Right upper lobe consolidation.", set()),
-    ("Small left pleural effusion.", "Small bilateral pleural effusions.", {("c", "pleural_effusion", "location", True)}),
-    ("Small bilateral pleural effusions.", "Small right pleural effusion.", {("c", "pleural_effusion", "location", True)}),
+    (
+        "Small left pleural effusion.",
+        "Small bilateral pleural effusions.",
+        {("c", "pleural_effusion", "location", True)},
+    ),
+    (
+        "Small bilateral pleural effusions.",
+        "Small right pleural effusion.",
+        {("c", "pleural_effusion", "location", True)},
+    ),
     ("Left basilar atelectasis.", "Left upper lobe atelectasis.", {("c", "atelectasis", "location", True)}),
     ("Left basilar atelectasis.", "Atelectasis at the left base.", set()),
     ("Lingular atelectasis.", "Left lower lobe atelectasis.", {("c", "atelectasis", "location", True)}),
-    ("Calcified granuloma in the right upper lobe.", "Calcified granuloma in the left lower lobe.", {("c", "granuloma", "location", False)}),
+    (
+        "Calcified granuloma in the right upper lobe.",
+        "Calcified granuloma in the left lower lobe.",
+        {("c", "granuloma", "location", False)},
+    ),
 ]
 
 SEVERITY_CASES: list[tuple[str, str, set[Error]]] = [
     ("Small left pleural effusion.", "Small left pleural effusion.", set()),
     ("Small left pleural effusion.", "Mild left pleural effusion.", set()),
-    ("Small left pleural effusion.", "Trace left pleural effusion.", {("d", "pleural_effusion", "severity", False)}),
-    ("Small left pleural effusion.", "Moderate left pleural effusion.", {("d", "pleural_effusion", "severity", False)}),
-    ("Small left pleural effusion.", "Large left pleural effusion.", {("d", "pleural_effusion", "severity", True)}),
-    ("Trace left pleural effusion.", "Large left pleural effusion.", {("d", "pleural_effusion", "severity", True)}),
+    (
+        "Small left pleural effusion.",
+        "Trace left pleural effusion.",
+        {("d", "pleural_effusion", "severity", False)},
+    ),
+    (
+        "Small left pleural effusion.",
+        "Moderate left pleural effusion.",
+        {("d", "pleural_effusion", "severity", False)},
+    ),
+    (
+        "Small left pleural effusion.",
+        "Large left pleural effusion.",
+        {("d", "pleural_effusion", "severity", True)},
+    ),
+    (
+        "Trace left pleural effusion.",
+        "Large left pleural effusion.",
+        {("d", "pleural_effusion", "severity", True)},
+    ),
     ("Mild cardiomegaly.", "Moderate cardiomegaly.", {("d", "cardiomegaly", "severity", False)}),
     ("Mild cardiomegaly.", "Severe cardiomegaly.", {("d", "cardiomegaly", "severity", True)}),
     ("Mild pulmonary edema.", "Severe pulmonary edema.", {("d", "edema", "severity", True)}),
@@ -119,14 +187,34 @@ SEVERITY_CASES: list[tuple[str, str, set[Error]]] = [
 
 CHANGE_CASES: list[tuple[str, str, set[Error]]] = [
     ("Improving right lower lobe pneumonia.", "Improving right lower lobe pneumonia.", set()),
-    ("Improving right lower lobe pneumonia.", "Worsening right lower lobe pneumonia.", {("e", "airspace", "change", True)}),
+    (
+        "Improving right lower lobe pneumonia.",
+        "Worsening right lower lobe pneumonia.",
+        {("e", "airspace", "change", True)},
+    ),
     ("Worsening pulmonary edema.", "Decreased pulmonary edema.", {("e", "edema", "change", True)}),
-    ("Interval increase in the left pleural effusion.", "Left pleural effusion has improved.", {("e", "pleural_effusion", "change", True)}),
+    (
+        "Interval increase in the left pleural effusion.",
+        "Left pleural effusion has improved.",
+        {("e", "pleural_effusion", "change", True)},
+    ),
     ("Worsening pulmonary edema.", "Pulmonary edema.", {("f", "edema", "change", False)}),
-    ("Stable mild cardiomegaly. Worsening left effusion.", "Stable mild cardiomegaly. Left effusion.", {("f", "pleural_effusion", "change", False)}),
-    ("Stable small left effusion.", "Worsening small left effusion.", {("e", "pleural_effusion", "change", True)}),
+    (
+        "Stable mild cardiomegaly. Worsening left effusion.",
+        "Stable mild cardiomegaly. Left effusion.",
+        {("f", "pleural_effusion", "change", False)},
+    ),
+    (
+        "Stable small left effusion.",
+        "Worsening small left effusion.",
+        {("e", "pleural_effusion", "change", True)},
+    ),
     ("Stable mild cardiomegaly.", "Worsening mild cardiomegaly.", {("e", "cardiomegaly", "change", False)}),
-    ("Small left pleural effusion.", "Small left pleural effusion, increased since the prior exam.", {("e", "pleural_effusion", "change", True)}),
+    (
+        "Small left pleural effusion.",
+        "Small left pleural effusion, increased since the prior exam.",
+        {("e", "pleural_effusion", "change", True)},
+    ),
     ("No acute disease.", "No change from the prior study.", {("e", "comparison", "comparison", True)}),
     ("Stable mild cardiomegaly.", "Mild cardiomegaly.", {("f", "cardiomegaly", "change", False)}),
 ]
@@ -160,26 +248,62 @@ PRIOR_CASES: list[tuple[str, str, str, set[Error]]] = [
 ]
 
 CERTAINTY_CASES: list[tuple[str, str, set[Error]]] = [
-    ("Right lower lobe pneumonia.", "Possible right lower lobe pneumonia.", {("d", "airspace", "certainty", False)}),
-    ("Possible right lower lobe pneumonia.", "Right lower lobe pneumonia.", {("d", "airspace", "certainty", False)}),
-    ("Small right pneumothorax.", "Possible small right pneumothorax.", {("d", "pneumothorax", "certainty", True)}),
+    (
+        "Right lower lobe pneumonia.",
+        "Possible right lower lobe pneumonia.",
+        {("d", "airspace", "certainty", False)},
+    ),
+    (
+        "Possible right lower lobe pneumonia.",
+        "Right lower lobe pneumonia.",
+        {("d", "airspace", "certainty", False)},
+    ),
+    (
+        "Small right pneumothorax.",
+        "Possible small right pneumothorax.",
+        {("d", "pneumothorax", "certainty", True)},
+    ),
     ("Right lower lobe pneumonia.", "No pneumonia.", {("b", "airspace", None, True)}),
     ("Possible right lower lobe pneumonia.", "No pneumonia.", {("b", "airspace", None, True)}),
     ("Lungs are clear.", "Possible right lower lobe pneumonia.", {("a", "airspace", None, True)}),
     ("Lungs are clear.", "Right lower lobe pneumonia.", {("a", "airspace", None, True)}),
     ("Cannot exclude a small left pneumothorax.", "Possible small left pneumothorax.", set()),
-    ("Small left pleural effusion.", "Small left pleural effusion is likely.", {("d", "pleural_effusion", "certainty", False)}),
+    (
+        "Small left pleural effusion.",
+        "Small left pleural effusion is likely.",
+        {("d", "pleural_effusion", "certainty", False)},
+    ),
     ("Pneumothorax is not seen.", "No pneumothorax.", set()),
 ]
 
 PRECISION_CASES: list[tuple[str, str, set[Error]]] = [
     ("Displaced fracture of the left sixth rib.", "Displaced fracture of the left sixth rib.", set()),
-    ("Displaced fracture of the left sixth rib.", "Left chest wall abnormality.", {("b", "fracture", "specificity", True)}),
-    ("Displaced fracture of the left sixth rib.", "No acute osseous abnormality.", {("b", "fracture", None, True)}),
+    (
+        "Displaced fracture of the left sixth rib.",
+        "Left chest wall abnormality.",
+        {("b", "fracture", "specificity", True)},
+    ),
+    (
+        "Displaced fracture of the left sixth rib.",
+        "No acute osseous abnormality.",
+        {("b", "fracture", None, True)},
+    ),
     ("Displaced fracture of the left sixth rib.", "The lungs are clear.", {("b", "fracture", None, True)}),
-    ("A 3 cm mass in the right upper lobe.", "A right upper lobe lesion.", {("b", "mass", "specificity", True)}),
-    ("Right upper lobe lesion.", "A 3 cm mass in the right upper lobe.", {("a", "mass", "specificity", True)}),
-    ("ET tube and NG tube in place.", "Tubes in place.", {("b", "endotracheal_tube", "specificity", True), ("b", "enteric_tube", "specificity", True)}),
+    (
+        "A 3 cm mass in the right upper lobe.",
+        "A right upper lobe lesion.",
+        {("b", "mass", "specificity", True)},
+    ),
+    (
+        "Right upper lobe lesion.",
+        "A 3 cm mass in the right upper lobe.",
+        {("a", "mass", "specificity", True)},
+    ),
+    (
+        "ET tube and NG tube in place.",
+        "Tubes in place.",
+        {("b", "endotracheal_tube", "specificity", True), ("b", "enteric_tube", "specificity", True)},
+    ),
     ("Right lower lobe pneumonia.", "Right lower lobe consolidation.", set()),
     ("Right lower lobe pneumonia.", "Right lower lobe opacity.", set()),
     ("Left chest wall abnormality.", "Left chest wall abnormality.", set()),
@@ -195,15 +319,32 @@ SYNONYM_CASES: list[tuple[str, str, set[Error]]] = [
     ("Right pleural effusion.", "Right pleural fluid.", set()),
     ("Left lower lobe collapse.", "Left lower lobe atelectasis.", set()),
     # Normal statements on one side only are no errors.
-    ("Heart size is normal. Lungs are clear.", "Heart size is normal. Lungs are clear. No pneumothorax. No effusion.", set()),
+    (
+        "Heart size is normal. Lungs are clear.",
+        "Heart size is normal. Lungs are clear. No pneumothorax. No effusion.",
+        set(),
+    ),
     ("No pneumothorax. No pleural effusion. No focal consolidation.", "The lungs are clear.", set()),
-    ("Normal cardiomediastinal silhouette.", "Heart size and mediastinal contours are within normal limits.", set()),
+    (
+        "Normal cardiomediastinal silhouette.",
+        "Heart size and mediastinal contours are within normal limits.",
+        set(),
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     "cases",
-    [SIZE_CASES, POSITION_CASES, LOCATION_CASES, SEVERITY_CASES, CHANGE_CASES, CERTAINTY_CASES, PRECISION_CASES, SYNONYM_CASES],
+    [
+        SIZE_CASES,
+        POSITION_CASES,
+        LOCATION_CASES,
+        SEVERITY_CASES,
+        CHANGE_CASES,
+        CERTAINTY_CASES,
+        PRECISION_CASES,
+        SYNONYM_CASES,
+    ],
     ids=["size", "position", "location", "severity", "change", "certainty", "precision", "synonyms"],
 )
 def test_hand_checked_cases(cases: list[tuple[str, str, set[Error]]]) -> None:
@@ -212,7 +353,9 @@ def test_hand_checked_cases(cases: list[tuple[str, str, set[Error]]]) -> None:
 
 
 @pytest.mark.parametrize(("prior", "reference", "candidate", "expected"), PRIOR_CASES)
-def test_the_prior_report_decides_change_claims(prior: str, reference: str, candidate: str, expected: set[Error]) -> None:
+def test_the_prior_report_decides_change_claims(
+    prior: str, reference: str, candidate: str, expected: set[Error]
+) -> None:
     assert _errors(reference, candidate, prior) == expected
 
 
@@ -241,7 +384,11 @@ def test_cost_grows_with_the_discrepancy() -> None:
     )
     _ranked(
         "ET tube tip 5 cm above the carina.",
-        ["ET tube tip 4 cm above the carina.", "ET tube tip 3 cm above the carina.", "ET tube tip 1 cm above the carina."],
+        [
+            "ET tube tip 4 cm above the carina.",
+            "ET tube tip 3 cm above the carina.",
+            "ET tube tip 1 cm above the carina.",
+        ],
     )
 
 
@@ -312,8 +459,11 @@ def test_errors_carry_character_spans_in_both_texts() -> None:
                 assert 0 <= start < end <= len(text)
     by_kind = {(error.finding, error.attribute): error for error in errors}
     location = by_kind[("pleural_effusion", "location")]
-    assert [reference[s:e] for s, e in location.reference_spans] == ["pleural effusion"]
-    assert [candidate[s:e] for s, e in location.candidate_spans] == ["pleural effusion"]
+    # The finding and the words that carry the wrong attribute, in the text as sent.
+    assert [reference[s:e] for s, e in location.reference_spans] == ["RIGHT", "pleural effusion"]
+    assert [candidate[s:e] for s, e in location.candidate_spans] == ["left", "pleural effusion"]
+    severity = by_kind[("pleural_effusion", "severity")]
+    assert [candidate[s:e] for s, e in severity.candidate_spans] == ["Large", "pleural effusion"]
     false = by_kind[("pneumothorax", None)]
     assert [candidate[s:e] for s, e in false.candidate_spans] == ["pneumothorax"]
     assert false.reference_spans == ()

@@ -4,76 +4,40 @@ from __future__ import annotations
 
 import pytest
 
-from reward_service.text.findings import NEGATIVE, POSITIVE, UNCERTAIN, extract_findings
-from reward_service.text.rules import RULES, Example, load_rules
+from reward_service.text.rule_examples import RuleExample, check_example, rule_examples
+from reward_service.text.rules import RULES, load_rules
 
-_STATUS = {"positive": POSITIVE, "negative": NEGATIVE, "uncertain": UNCERTAIN}
-_LEVELS = RULES.attributes.severity_levels
-
-
-def _context_examples() -> list[Example]:
-    return [example for rule in RULES.context_rules for example in rule.examples]
-
-
-def _concept_examples() -> list[tuple[str, str | Example]]:
-    return [(spec.key, example) for spec in RULES.concept_specs for example in spec.examples]
-
-
-def _summary(text: str, finding: str) -> dict:
-    """What the report says about one finding: best status, and attributes of its present mentions."""
-    mentions = [m for m in extract_findings(text).mentions if m.concept.finding == finding]
-    assert mentions, f"{finding} not found in {text!r}"
-    status = max((m.status for m in mentions), key=lambda s: {POSITIVE: 2, UNCERTAIN: 1, NEGATIVE: 0}[s])
-    present = [m for m in mentions if m.present] or mentions
-    return {
-        "status": status,
-        "side": set().union(*(m.laterality for m in present)),
-        "zone": set().union(*(m.zone for m in present)),
-        "severity": set().union(*(m.severity for m in present)),
-        "change": set().union(*(m.change for m in mentions)),
-    }
+EXAMPLES = list(rule_examples())
 
 
 def test_context_rules_carry_at_least_100_example_sentences() -> None:
-    assert len(_context_examples()) >= 100
+    assert sum(case.source.startswith("context:") for case in EXAMPLES) >= 100
     assert all(rule.examples for rule in RULES.context_rules), "every context rule needs an example"
+    assert all(spec.examples for spec in RULES.concept_specs), "every concept needs an example"
 
 
-@pytest.mark.parametrize("example", _context_examples(), ids=lambda example: example.text[:60])
-def test_context_rule_example(example: Example) -> None:
-    _check(example)
+@pytest.mark.parametrize("case", EXAMPLES, ids=lambda case: f"{case.source[:30]} {case.example.text[:50]}")
+def test_rule_example(case: RuleExample) -> None:
+    assert check_example(case) is None, (case.example.text, check_example(case))
 
 
-@pytest.mark.parametrize(("key", "example"), _concept_examples(), ids=lambda value: str(value)[:60])
-def test_concept_example(key: str, example: str | Example) -> None:
-    if isinstance(example, str):
-        keys = {m.concept.key for m in extract_findings(example).mentions}
-        assert key in keys, f"{key} not found in {example!r}: {sorted(keys)}"
-    else:
-        _check(example)
+def test_a_wrong_example_is_reported() -> None:
+    from reward_service.text.rules import Example
+
+    wrong = RuleExample(
+        "test",
+        Example(
+            text="Small left pleural effusion.", finding="pleural_effusion", status="negative", side=["right"]
+        ),
+    )
+    assert check_example(wrong) == "status positive (expected negative); side ['left'] (expected ['right'])"
+    assert (
+        check_example(RuleExample("test", Example(text="No effusion."), concept="pneumothorax"))
+        == "pneumothorax not found"
+    )
 
 
-def _check(example: Example) -> None:
-    if example.absent is not None:
-        present = {m.concept.finding for m in extract_findings(example.text).mentions if m.present}
-        assert example.absent not in present, example.text
-    if example.finding is None:
-        return
-    summary = _summary(example.text, example.finding)
-    if example.status is not None:
-        assert summary["status"] == _STATUS[example.status], (example.text, summary)
-    if example.side is not None:
-        assert summary["side"] == set(example.side), (example.text, summary)
-    if example.zone is not None:
-        assert summary["zone"] == set(example.zone), (example.text, summary)
-    if example.severity is not None:
-        assert summary["severity"] == {_LEVELS[level] for level in example.severity}, (example.text, summary)
-    if example.change is not None:
-        assert summary["change"] == set(example.change), (example.text, summary)
-
-
-def test_every_concept_has_an_example_and_every_finding_a_concept() -> None:
-    assert all(spec.examples for spec in RULES.concept_specs)
+def test_every_finding_has_a_concept() -> None:
     named = {concept.finding for concept in RULES.concepts}
     assert set(RULES.findings) <= named
 
@@ -109,3 +73,61 @@ def test_a_rule_file_with_an_unknown_finding_is_refused(monkeypatch: pytest.Monk
     monkeypatch.setattr(rules, "_read", broken)
     with pytest.raises(ValueError, match="unknown findings"):
         load_rules()
+
+
+async def test_profile_hash_names_the_rule_files() -> None:
+    from reward_service.composite import profile_hash
+    from reward_service.engine import RewardEngine
+    from reward_service.settings import Settings
+
+    engine = RewardEngine(Settings())
+    try:
+        loaded = await engine.load("default", default=True)
+        fingerprints = {key: scorer.fingerprint() for key, scorer in loaded.scorers.items()}
+        assert fingerprints["clinical_errors"] == {"report_rules": RULES.hash}
+        assert fingerprints["chexpert_labels"] == {"report_rules": RULES.hash}
+        edited = {
+            key: ({"report_rules": "sha256:edited"} if value else value)
+            for key, value in fingerprints.items()
+        }
+        assert profile_hash(loaded.profile, edited) != loaded.hash
+    finally:
+        await engine.close()
+
+
+def test_unirg_rules_check_and_explain() -> None:
+    from typer.testing import CliRunner
+
+    from reward_service.cli import app
+
+    runner = CliRunner()
+    checked = runner.invoke(app, ["rules", "check"])
+    assert checked.exit_code == 0, checked.output
+    assert f"{len(EXAMPLES)} passed, 0 failed" in checked.output
+    explained = runner.invoke(
+        app,
+        ["rules", "explain", "Small RLL effusion. ET tube 1 cm above the carina."],
+        env={"COLUMNS": "200"},
+    )
+    assert explained.exit_code == 0, explained.output
+    rows = [line for line in explained.output.splitlines() if "│" in line]
+    assert any(
+        "pleural_effusion" in row and "positive" in row and "right" in row and "lower" in row for row in rows
+    )
+    assert any("device_malposition" in row and "10 above carina" in row for row in rows)
+
+
+def test_unirg_rules_check_fails_on_a_broken_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from reward_service.cli import app
+    from reward_service.text import rule_examples
+    from reward_service.text.rules import Example
+
+    broken = rule_examples.RuleExample(
+        "context:test", Example(text="No effusion.", finding="pleural_effusion", status="positive")
+    )
+    monkeypatch.setattr(rule_examples, "rule_examples", lambda: iter([broken]))
+    result = CliRunner().invoke(app, ["rules", "check"])
+    assert result.exit_code == 1
+    assert "FAIL context:test" in result.output and "0 passed, 1 failed" in result.output

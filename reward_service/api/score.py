@@ -83,6 +83,7 @@ def build_response(batch: BatchReward, return_details: bool) -> list[ScoredItem]
             ScoredItem(
                 id=item_reward.item.id,
                 reward=item_reward.composite.reward,
+                gate=item_reward.composite.gate,
                 components=components,
                 errors=item_reward.composite.errors,
             )

@@ -53,7 +53,18 @@ from reward_service.text.findings import (
     Mention,
     extract_findings,
 )
-from reward_service.text.rules import RULES
+from reward_service.text.rules import (
+    BETTER,
+    LEFT,
+    LOWER,
+    MIDDLE,
+    NEW,
+    RIGHT,
+    RULES,
+    SAME,
+    UPPER,
+    WORSE,
+)
 
 CATEGORIES: dict[str, str] = {
     "a": "false_finding",
@@ -69,6 +80,11 @@ _SAME_ONLY = frozenset({"same"})
 _IMPROVED = frozenset({"better"})
 _WORSENED = frozenset({"worse", "new"})
 Span = tuple[int, int]
+_ATTRIBUTE_ROLES = {
+    "location": LEFT | RIGHT | UPPER | MIDDLE | LOWER,
+    "severity": RULES.severity_mask,
+    "change": NEW | WORSE | BETTER | SAME,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +103,13 @@ class FindingSummary:
     evidence: str
     #: Character spans of the mentions that decide it (the present ones, else every one).
     spans: tuple[Span, ...]
+    #: Spans of the words behind each attribute ("location", "severity", "size", "position",
+    #: "change") of its present mentions, for highlighting.
+    attribute_spans: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
+
+    def spans_for(self, attribute: str) -> tuple[Span, ...]:
+        """The finding's spans plus those of the words that carry ``attribute``, in text order."""
+        return tuple(sorted({*self.spans, *self.attribute_spans.get(attribute, ())}))
 
     @property
     def present(self) -> bool:
@@ -135,14 +158,35 @@ class ClinicalError:
         }
 
 
+_EMPTY: frozenset = frozenset()
+
+
 def _summarize_mentions(mentions: list[Mention]) -> FindingSummary:
-    deciding = max(mentions, key=lambda mention: STATUS_RANK[mention.status])
-    present = [mention for mention in mentions if mention.present]
-    described = present or mentions
+    deciding = mentions[0]
+    laterality = zone = severity = change = _EMPTY
+    sizes: list[float] = []
     positions: dict[str, float] = {}
-    sizes = []
-    for mention in present:
+    spans = []
+    present_spans = []
+    attribute_spans: dict[str, list[Span]] = {}
+    for mention in mentions:
+        if STATUS_RANK[mention.status] > STATUS_RANK[deciding.status]:
+            deciding = mention
+        change = change | mention.change if mention.change else change
+        spans.append((mention.start, mention.end))
+        if mention.status == NEGATIVE:
+            continue
+        present_spans.append((mention.start, mention.end))
+        laterality = laterality | mention.laterality if mention.laterality else laterality
+        zone = zone | mention.zone if mention.zone else zone
+        severity = severity | mention.severity if mention.severity else severity
+        for attribute, roles in _ATTRIBUTE_ROLES.items():
+            found = mention.attribute_spans(roles)
+            if found:
+                attribute_spans.setdefault(attribute, []).extend(found)
         for measurement in mention.measurements:
+            kind = "size" if measurement.landmark is None else "position"
+            attribute_spans.setdefault(kind, []).append((measurement.start, measurement.end))
             if measurement.landmark is None:
                 sizes.append(measurement.size_mm)
             else:
@@ -150,14 +194,15 @@ def _summarize_mentions(mentions: list[Mention]) -> FindingSummary:
                 positions[measurement.landmark] = -measurement.size_mm if below else measurement.size_mm
     return FindingSummary(
         status=deciding.status,
-        laterality=frozenset().union(*(mention.laterality for mention in present)),
-        zone=frozenset().union(*(mention.zone for mention in present)),
-        severity=frozenset().union(*(mention.severity for mention in present)),
-        change=frozenset().union(*(mention.change for mention in mentions)),
+        laterality=laterality,
+        zone=zone,
+        severity=severity,
+        change=change,
         sizes=tuple(sizes),
         positions=positions,
         evidence=deciding.sentence,
-        spans=tuple((mention.start, mention.end) for mention in described),
+        spans=tuple(present_spans or spans),
+        attribute_spans={attribute: tuple(found) for attribute, found in attribute_spans.items()},
     )
 
 
@@ -241,7 +286,9 @@ def compare_reports(
     found = _ErrorList(min_weight)
 
     for finding in sorted(ref.findings.keys() | cand.findings.keys()):
-        weight = FINDINGS[finding].weight if weights is None else weights.get(finding, FINDINGS[finding].weight)
+        weight = (
+            FINDINGS[finding].weight if weights is None else weights.get(finding, FINDINGS[finding].weight)
+        )
         r = ref.findings.get(finding)
         c = cand.findings.get(finding)
         r_present = r is not None and r.present
@@ -350,6 +397,8 @@ def _attribute_errors(
             note,
             attribute=attribute,
             always_significant_for=weight if always else None,
+            reference_spans=r.spans_for(attribute),
+            candidate_spans=c.spans_for(attribute),
         )
 
 
@@ -418,6 +467,8 @@ def _change_errors(
             c,
             f"change {sorted(c.change)} instead of {sorted(r.change)}",
             attribute="change",
+            reference_spans=r.spans_for("change"),
+            candidate_spans=c.spans_for("change"),
             always_significant_for=weight if opposite else None,
         )
     elif c.change and not r.change:
@@ -436,6 +487,8 @@ def _change_errors(
             c,
             f"candidate states change {sorted(c.change)} the reference does not",
             attribute="change",
+            reference_spans=r.spans_for("change"),
+            candidate_spans=c.spans_for("change"),
         )
     elif r.change and not c.change:
         found.add(
@@ -446,6 +499,8 @@ def _change_errors(
             c,
             f"reference change {sorted(r.change)} omitted",
             attribute="change",
+            reference_spans=r.spans_for("change"),
+            candidate_spans=c.spans_for("change"),
         )
     elif c.change and before is not None:
         _prior_errors(found, finding, weight, c, before)
@@ -471,6 +526,7 @@ def _prior_errors(
         c,
         note,
         attribute="change",
+        candidate_spans=c.spans_for("change"),
         always_significant_for=weight,
     )
     return True

@@ -123,7 +123,7 @@ class Mention(NamedTuple):
     """One finding mentioned in a report, with everything the rules read from its sentence.
 
     ``start`` / ``end`` are character offsets of the mention (with a descriptor's qualifier) in the
-    report as given: :func:`normalize_report` keeps every character where it was.
+    report as given, whatever :func:`normalize_report` changed.
     """
 
     concept: Concept
@@ -135,7 +135,14 @@ class Mention(NamedTuple):
     end: int
     sentence: str
     zone: frozenset[str] = frozenset()
+    #: Sizes and distances, with offsets in the report as given.
     measurements: tuple[Measurement, ...] = ()
+    #: The attribute cues that modify it: (start, end, role bits), offsets in the report as given.
+    modifiers: tuple[tuple[int, int, int], ...] = ()
+
+    def attribute_spans(self, roles: int) -> list[tuple[int, int]]:
+        """Spans of the cues that set any of ``roles`` (e.g. the side words)."""
+        return [(start, end) for start, end, bits in self.modifiers if bits & roles]
 
     @property
     def present(self) -> bool:
@@ -160,20 +167,57 @@ class ReportFindings:
 
 
 _ABBREVIATIONS = (("vs.", "vs "), ("e.g.", "eg  "), ("i.e.", "ie  "))
+# Whitespace that is no paragraph break: reports wrapped at a fixed width (MIMIC-CXR, CheXpert Plus)
+# break lines inside sentences, and a negation must reach across them.
+_UNUSUAL_WHITESPACE = re.compile(r"\s\s|[^\S ]")
+_WHITESPACE_RUN = re.compile(r"\s+")
+_PARAGRAPH_BREAK = re.compile(r"\s*\n\s*\n\s*")
+
+
+class NormalizedReport(NamedTuple):
+    """A report as the rules read it, and where each of its characters came from."""
+
+    text: str
+    #: Offset in the original report of each character of ``text`` (None: the same offsets).
+    origin: tuple[int, ...] | None
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        if self.origin is None:
+            return start, end
+        return self.origin[start], self.origin[end - 1] + 1 if end > start else self.origin[start]
 
 
 def normalize_report(text: str) -> str:
-    """Lower-cased report with "vs.", "e.g.", "i.e." kept inside their sentence.
+    """Lower-cased report, whitespace runs as one space, blank lines as one line break, and "vs.",
+    "e.g.", "i.e." kept inside their sentence."""
+    return _normalize(text).text
 
-    Every character stays at its offset, so positions in the result are positions in ``text``.
-    """
+
+def _normalize(text: str) -> NormalizedReport:
     lowered = text.lower()
     if len(lowered) != len(text):  # a few letters ("İ") lower-case to two characters
         lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
     for abbreviation, replacement in _ABBREVIATIONS:
         if abbreviation in lowered:
             lowered = lowered.replace(abbreviation, replacement)
-    return lowered
+    if not _UNUSUAL_WHITESPACE.search(lowered):
+        return NormalizedReport(lowered, None)
+    pieces: list[str] = []
+    origin: list[int] = []
+    position = 0
+    for match in _WHITESPACE_RUN.finditer(lowered):
+        start, end = match.span()
+        pieces.append(lowered[position:start])
+        origin.extend(range(position, start))
+        run = match.group()
+        replacement = "\n" if _PARAGRAPH_BREAK.fullmatch(run) else " "
+        pieces.append(replacement)
+        origin.append(start)
+        position = end
+    pieces.append(lowered[position:])
+    origin.extend(range(position, len(lowered)))
+    origin.append(len(lowered))  # one past the end
+    return NormalizedReport("".join(pieces), tuple(origin))
 
 
 # Words (phrases start at a letter that follows no letter, digit or hyphen) and punctuation: sentence
@@ -224,7 +268,8 @@ def extract_findings(text: str) -> ReportFindings:
     Cached by text: in RL every candidate of a group shares one reference, so references are
     extracted once per group.
     """
-    text = normalize_report(text)
+    normalized = _normalize(text)
+    text = normalized.text
     layout = _layout(text)
     cues = [
         (start, end, _CUE_ROLES[index]) for start, end, index in _CUE_SCANNER.scan(text, layout.letter_starts)
@@ -248,39 +293,44 @@ def extract_findings(text: str) -> ReportFindings:
         comparison_sentence = sentence_of(comparison)
         index = bisect_right(sentence_ends, comparison)
         sentence_start = text.index(comparison_sentence, sentence_ends[index - 1] if index else 0)
-        comparison_span = (sentence_start, sentence_start + len(comparison_sentence))
+        comparison_span = normalized.original_span(sentence_start, sentence_start + len(comparison_sentence))
     spans = _spans(text, layout, _MENTIONS.scan(text, layout.letter_starts), cues)
     if not spans:
         return ReportFindings(text, (), comparison_sentence, comparison_span)
     cue_starts = [start for start, _, _ in cues]
     backward = _backward_roles(text, layout, spans, cues, cue_starts)
     attributes = [0] * len(spans)
+    modifiers: list[list[tuple[int, int, int]]] = [[] for _ in spans]
     starts = [span.start for span in spans]
     for cue_start, cue_end, roles in cues:
         if roles & _ATTRIBUTE:
             owner = _attribute_owner(text, layout, spans, starts, cue_start, cue_end)
             if owner is not None:
                 attributes[owner] |= roles
+                modifiers[owner].append((*normalized.original_span(cue_start, cue_end), roles & _ATTRIBUTE))
     measured: list[list[Measurement]] = [[] for _ in spans]
     for measurement in find_measurements(text):
         owner = _attribute_owner(text, layout, spans, starts, measurement.start, measurement.end)
         if owner is not None:
-            measured[owner].append(measurement)
+            start, end = normalized.original_span(measurement.start, measurement.end)
+            measured[owner].append(measurement._replace(start=start, end=end))
     mentions = []
-    for span, status, found, measurements in zip(
-        spans, _statuses(spans, cues, cue_starts, backward), attributes, measured, strict=True
+    for span, status, found, measurements, modified_by in zip(
+        spans, _statuses(spans, cues, cue_starts, backward), attributes, measured, modifiers, strict=True
     ):
+        start, end = normalized.original_span(span.claim_start, span.claim_end)
         mention = Mention(
             span.concept,
             status,
             _SIDE_NAMES[found & _SIDE],
             _severity(found & _SEVERITY),
             _change(found & _CHANGE),
-            span.claim_start,
-            span.claim_end,
+            start,
+            end,
             sentence_of(span.start),
             _zone(found & _ZONE),
             tuple(measurements),
+            tuple(modified_by),
         )
         mentions.append(mention)
         malposition = _malposition(mention)

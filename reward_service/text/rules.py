@@ -123,7 +123,9 @@ class FindingsFile(_Strict):
     def _consistent(self) -> FindingsFile:
         for key, finding in self.findings.items():
             if finding.urgency not in self.urgency:
-                raise ValueError(f"finding {key}: unknown urgency {finding.urgency!r}; known: {list(self.urgency)}")
+                raise ValueError(
+                    f"finding {key}: unknown urgency {finding.urgency!r}; known: {list(self.urgency)}"
+                )
         for concept in self.concepts:
             named = [concept.finding, *concept.vague_for]
             unknown = [name for name in named if name is not None and name not in self.findings]
@@ -299,7 +301,8 @@ def load_rules() -> Rules:
     context_file = ContextFile.model_validate(parsed["context.yaml"])
     attributes_file = AttributesFile.model_validate(parsed["attributes.yaml"])
     severity_bit = {
-        level: 1 << (_SEVERITY_FIRST_BIT + index) for index, level in enumerate(attributes_file.severity_levels)
+        level: 1 << (_SEVERITY_FIRST_BIT + index)
+        for index, level in enumerate(attributes_file.severity_levels)
     }
     findings = {
         key: Finding(spec.name, findings_file.urgency[spec.urgency], spec.urgency)

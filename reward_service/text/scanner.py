@@ -125,4 +125,3 @@ class PhraseScanner:
                 found.append((position, match.end(), index[match.lastgroup]))  # type: ignore[index]
                 covered = match.end()
         return found
-

@@ -14,6 +14,7 @@ of three groups:
 
 The texts and tables are data (``reward_service/rules/report_variants.yaml``). ``make_variant``
 returns None where a kind does not apply to a reference (no side word to swap, no indication).
+:func:`reference_class` tells abnormal references from normal ones, for results per class.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ from typing import Any, Literal
 
 import yaml
 
+from reward_service.text.clinical_errors import summarize_report
+from reward_service.text.findings import FINDINGS, POSITIVE
+
 VARIANTS_RESOURCE = "rules/report_variants.yaml"
 Group = Literal["not_a_report", "degenerate", "honest"]
+ReferenceClass = Literal["abnormal", "normal", "minor"]
+#: Error weight from which a finding is clinically significant (``clinical_errors``' ``min_weight``).
+SIGNIFICANT_WEIGHT = 0.5
 
 # Sentences end at ".", "!" or "?" followed by whitespace; hard line breaks inside a sentence do not
 # end it (CheXpert Plus wraps its lines).
@@ -63,10 +70,14 @@ KINDS: dict[str, VariantKind] = {
         VariantKind("german_report", "not_a_report", True, "a normal chest X-ray report in German"),
         VariantKind("echo_indication", "not_a_report", False, "the study's indication copied back"),
         VariantKind("echo_prompt", "not_a_report", False, "the generation prompt copied back"),
-        VariantKind("repeated_sentence", "degenerate", False, "the reference with its longest sentence said 3 times"),
+        VariantKind(
+            "repeated_sentence", "degenerate", False, "the reference with its longest sentence said 3 times"
+        ),
         VariantKind("truncated", "degenerate", False, "the reference cut off mid-word at 60% of its length"),
         VariantKind("normal_word", "degenerate", True, '"Normal."'),
-        VariantKind("normal_template", "degenerate", True, "a faithful template of a normal chest X-ray report"),
+        VariantKind(
+            "normal_template", "degenerate", True, "a faithful template of a normal chest X-ray report"
+        ),
         VariantKind("all_negated", "degenerate", True, 'every kind of finding negated ("No X. No Y. ...")'),
         VariantKind("all_hedged", "degenerate", True, 'every kind of finding hedged ("Possible X. ...")'),
         VariantKind("all_asserted", "degenerate", True, 'every kind of finding asserted ("X. Y. ...")'),
@@ -120,6 +131,20 @@ def _tables() -> _Tables:
     swaps = {side.lower(): other.lower() for side, other in raw["side_swaps"].items()}
     sides = re.compile("|".join(f"\\b{side}\\b" for side in swaps), re.IGNORECASE)
     return _Tables(constants, synonyms, synonym_replacements, flips, flip_replacements, sides, swaps)
+
+
+def reference_class(report: str) -> ReferenceClass:
+    """``abnormal``: the report states (positive, not hedged) a clinically significant finding (error
+    weight >= 0.5: pneumothorax, effusion, consolidation, cardiomegaly, atelectasis, emphysema, ...);
+    ``normal``: it states no finding at all, positive or hedged; ``minor``: only findings below that
+    weight (a granuloma, degenerative change) or hedged ones."""
+    findings = summarize_report(report).findings
+    if any(
+        summary.status == POSITIVE and FINDINGS[finding].weight >= SIGNIFICANT_WEIGHT
+        for finding, summary in findings.items()
+    ):
+        return "abnormal"
+    return "minor" if any(summary.present for summary in findings.values()) else "normal"
 
 
 def split_report_sentences(report: str) -> list[str]:
