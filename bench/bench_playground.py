@@ -40,9 +40,15 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports.")
-    parser.add_argument("--requests", type=int, default=300, help="Timed 64-item requests per service and mode.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
+    )
+    parser.add_argument(
+        "--requests", type=int, default=300, help="Timed 64-item requests per service and mode."
+    )
     args = parser.parse_args()
     if not args.reports.is_file():
         parser.error(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
@@ -81,7 +87,9 @@ def main() -> None:
                 service.stop()
 
     load = os.getloadavg()[0]
-    print(f"## Playground page vs the scoring path (bench/bench_playground.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n")
+    print(
+        f"## Playground page vs the scoring path (bench/bench_playground.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
+    )
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f}, Python "
         f"{platform.python_version()}. Two services on loopback, default profile, 64-item requests of real "

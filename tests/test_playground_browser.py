@@ -35,6 +35,8 @@ REFERENCE = "Findings: Small left pleural effusion. No pneumothorax. Heart size 
 # The emoji sits outside the Basic Multilingual Plane: JavaScript counts it as two UTF-16 units, Python
 # as one code point, so a highlight that mixed the two would land one character off.
 CANDIDATE = "🙂 Findings: Large right pleural effusion. There is a pneumothorax. Heart size is normal."
+# A degenerate candidate: the report guard flags it and, as the default profile's gate, cuts its reward.
+LOOPING = "No pneumothorax. No pneumothorax. No pneumothorax. Heart size is"
 
 # Everything the page shows for one candidate under one profile, read from the DOM.
 READ_COLUMN = """
@@ -66,6 +68,7 @@ READ_COLUMN = """
     (box) => [box.dataset.side, box.textContent]));
   return {
     reward: column.querySelector("[data-field=reward]")?.dataset.value,
+    gate: column.querySelector("[data-field=gate]")?.dataset.value ?? null,
     components, marks, labels, texts,
     costs: [...column.querySelectorAll("table.errors [data-field=cost]")].map((cell) => cell.dataset.value),
     flags: [...column.querySelectorAll(".flag")].map((flag) => flag.dataset.flag),
@@ -173,6 +176,8 @@ def assert_column_matches(shown: dict[str, Any], item: dict[str, Any], reference
     """Every number, highlight, label and flag of one column against the API's item; returns highlights seen."""
     assert shown["failure"] is None
     assert shown_number(shown["reward"]) == item["reward"]
+    if shown["gate"] is not None:
+        assert shown_number(shown["gate"]) == item["gate"]
     assert set(shown["components"]) == set(item["components"])
     for key, component in item["components"].items():
         cells = shown["components"][key]
@@ -198,8 +203,10 @@ def assert_column_matches(shown: dict[str, Any], item: dict[str, Any], reference
     if labels is not None:
         details = labels["details"]
         assert shown["labels"] == {
-            name: [str(details["reference_labels"][name]).replace("None", "null"),
-                   str(details["candidate_labels"][name]).replace("None", "null")]
+            name: [
+                str(details["reference_labels"][name]).replace("None", "null"),
+                str(details["candidate_labels"][name]).replace("None", "null"),
+            ]
             for name in details["reference_labels"]
         }
     guard = item["components"].get("report_guard")
@@ -242,17 +249,24 @@ def test_keyboard_scoring_matches_the_api(page: Page, service: ServiceProcess) -
     page.keyboard.type(REFERENCE)
     tab_to(page, "#candidate-1")
     page.keyboard.type(CANDIDATE)
+    tab_to(page, "#add-candidate")
+    page.keyboard.press("Enter")  # adds a candidate and moves the focus into it
+    expect(page.locator("#candidate-2")).to_be_focused()
+    page.keyboard.type(LOOPING)
     page.keyboard.press("Control+Enter")
     wait_scored(page)
 
-    response = api_score(service.base_url, None, REFERENCE, [CANDIDATE])
+    response = api_score(service.base_url, None, REFERENCE, [CANDIDATE, LOOPING])
     assert response.status_code == 200, response.text
-    item = response.json()["items"][0]
+    item, looping = response.json()["items"]
     shown = read_column(page, 1, "default")
     highlights = assert_column_matches(shown, item, REFERENCE, CANDIDATE)
     kinds = {error["kind"] for error in item["components"]["clinical_errors"]["details"]["errors"]}
     assert {"wrong_location", "false_finding"} <= kinds  # the pair makes the errors it was written for
     assert highlights >= 2
+    shown_looping = read_column(page, 2, "default")
+    assert_column_matches(shown_looping, looping, REFERENCE, LOOPING)
+    assert shown_looping["flags"] and shown_number(shown_looping["gate"]) < 1  # flagged, and gated
 
     # Focusing an error's button (Tab) lights up its highlights and its row.
     first_error = page.locator(".profile-result table.errors button.locate").first
@@ -263,11 +277,12 @@ def test_keyboard_scoring_matches_the_api(page: Page, service: ServiceProcess) -
 
     # The state is in the URL, never the key: the same link reproduces the same scores.
     state = parse_qs(urlsplit(page.url).fragment)
-    assert state == {"reference": [REFERENCE], "candidate": [CANDIDATE]}
+    assert state == {"reference": [REFERENCE], "candidate": [CANDIDATE, LOOPING]}
     again = page.context.new_page()
     again.goto(page.url)
     wait_scored(again)
     assert read_column(again, 1, "default") == shown
+    assert read_column(again, 2, "default") == shown_looping
 
 
 def test_example_compared_under_two_profiles_matches_the_api(
@@ -325,7 +340,9 @@ def test_a_failed_request_shows_the_service_message(page: Page, service: Service
     expect(page.locator(".profile-result .failure[role=alert]")).to_be_visible()
 
 
-def test_asks_for_an_api_key_on_401_and_sends_it_as_a_bearer_header(page: Page, service: ServiceProcess) -> None:
+def test_asks_for_an_api_key_on_401_and_sends_it_as_a_bearer_header(
+    page: Page, service: ServiceProcess
+) -> None:
     """A key check in front of the service answers 401 like the service's API-key auth (issue 12) will."""
     key = "playground-test-key"
     seen: list[str | None] = []

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from reward_service.playground import make_variants, playground_examples
 from reward_service.playground.variants import dropped_finding, negation_flip, paraphrase_variant, side_swap
-from reward_service.text.variants import paraphrase
 from reward_service.text.chexpert import chexpert_labels, present_observations
 from reward_service.text.clinical_errors import compare_reports
+from reward_service.text.variants import paraphrase
 
 #: The error category each variant is meant to cause, as the rule-based clinical-error scorer names it.
 EXPECTED_CATEGORIES = {"negation_flip": {"a", "b"}, "side_swap": {"c"}, "dropped_finding": {"b"}}
@@ -50,7 +48,9 @@ def test_negation_flip_prefers_a_finding_alone_and_skips_findings_stated_elsewhe
     # Effusion is stated, so its list is left alone; the lone pneumothorax is flipped.
     assert variant.text == "Findings: No effusion or consolidation. Pneumothorax. Small right effusion."
     # A list is flipped when no finding stands alone.
-    variant = negation_flip("Findings: The heart is enlarged. There is no focal consolidation or pneumothorax.")
+    variant = negation_flip(
+        "Findings: The heart is enlarged. There is no focal consolidation or pneumothorax."
+    )
     assert variant is not None
     assert variant.text.endswith("There is focal consolidation or pneumothorax.")
     assert negation_flip("Findings: Small left pleural effusion. Impression: Effusion.") is None
@@ -61,7 +61,9 @@ def test_side_swap_moves_the_one_sided_finding_wherever_it_is_stated() -> None:
     assert variant is not None
     assert variant.text == REPORT.replace("left", "right").replace("Left", "Right")
     assert "c" in error_categories(REPORT, variant.text)
-    assert side_swap("Findings: No pneumothorax. Left lung is clear.") is None  # no stated finding with a side
+    assert (
+        side_swap("Findings: No pneumothorax. Left lung is clear.") is None
+    )  # no stated finding with a side
     # A finding on both sides stays on both sides: the swap would change nothing clinically.
     assert side_swap("Small left pleural effusion. Small right pleural effusion.") is None
     # Only the sentences stating the finding change; "the right lung is clear" stays as written.
@@ -102,7 +104,9 @@ def test_every_shipped_example_has_all_four_variants_doing_what_they_say() -> No
     assert "MIT" in examples.license and "ReXrank" in examples.source
     for example in examples.examples:
         kinds = [candidate.kind for candidate in example.candidates]
-        assert kinds == ["identical", "paraphrase", "negation_flip", "side_swap", "dropped_finding"], example.id
+        assert kinds == ["identical", "paraphrase", "negation_flip", "side_swap", "dropped_finding"], (
+            example.id
+        )
         assert example.candidates[0].text == example.reference
         for candidate in example.candidates[1:]:
             assert_variant_does_what_it_says(example.reference, candidate.kind, candidate.text)

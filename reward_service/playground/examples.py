@@ -49,5 +49,9 @@ def playground_examples() -> Examples:
             ExampleCandidate(kind=variant.kind, text=variant.text, note=variant.note)
             for variant in make_variants(report)
         ]
-        examples.append(Example(id=study_id, context=study["context"], reference=report, candidates=candidates))
-    return Examples(source=sample["source"], license=sample["license"], note=sample["note"], examples=examples)
+        examples.append(
+            Example(id=study_id, context=study["context"], reference=report, candidates=candidates)
+        )
+    return Examples(
+        source=sample["source"], license=sample["license"], note=sample["note"], examples=examples
+    )

@@ -145,14 +145,20 @@ def side_swap(report: str) -> Variant | None:
                 finding = mention.concept.finding
                 sides[finding] = sides.get(finding, frozenset()) | mention.laterality  # type: ignore[index]
     # A finding seen on both sides stays on both sides after any swap.
-    one_sided = sorted((f for f, found in sides.items() if len(found) == 1), key=lambda f: -FINDINGS[f].weight)
+    one_sided = sorted(
+        (f for f, found in sides.items() if len(found) == 1), key=lambda f: -FINDINGS[f].weight
+    )
     for finding in one_sided:
         bodies: list[str | None] = [
             (swap_side(s.body) or s.body) if finding in s.stated else s.body for s in sentences
         ]
         text = _join(sentences, bodies)
         swapped = frozenset().union(
-            *(m.laterality for m in extract_findings(text).mentions if m.concept.finding == finding and m.present)
+            *(
+                m.laterality
+                for m in extract_findings(text).mentions
+                if m.concept.finding == finding and m.present
+            )
         )
         if swapped and not swapped & sides[finding]:
             return Variant("side_swap", text, f"{_name(finding)} now on the {next(iter(swapped))} side")
@@ -171,7 +177,11 @@ def dropped_finding(report: str) -> Variant | None:
         return None
     dropped = bodies.count(None)
     plural = "s" if dropped > 1 else ""
-    return Variant("dropped_finding", _join(sentences, bodies), f"{dropped} sentence{plural} stating {_name(finding)} removed")
+    return Variant(
+        "dropped_finding",
+        _join(sentences, bodies),
+        f"{dropped} sentence{plural} stating {_name(finding)} removed",
+    )
 
 
 #: The generators in the order the playground lists their variants.

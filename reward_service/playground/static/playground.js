@@ -336,7 +336,7 @@ function barFill(className, percent) {
   return fill;
 }
 
-function componentsTable(item) {
+function componentsTable(item, isGate) {
   const rows = Object.entries(item.components).flatMap(([key, c]) => {
     const width = c.score === null ? 0 : Math.max(0, Math.min(1, c.score)) * 100;
     const row = element(
@@ -353,7 +353,11 @@ function componentsTable(item) {
         ),
       ),
       element("td", { class: "num", "data-field": "score", "data-value": String(c.score) }, formatNumber(c.score)),
-      element("td", { class: "num", "data-field": "weight", "data-value": String(c.weight) }, formatNumber(c.weight)),
+      element(
+        "td",
+        { class: "num", "data-field": "weight", "data-value": String(c.weight) },
+        isGate(key) ? "gate ×" : formatNumber(c.weight),
+      ),
       element(
         "td",
         { class: "num", "data-field": "contribution", "data-value": String(c.contribution) },
@@ -366,7 +370,7 @@ function componentsTable(item) {
   return element(
     "table",
     { class: "components" },
-    element("caption", {}, "Components: score, weight and contribution to the reward"),
+    element("caption", {}, "Components: score, weight and contribution to the reward (a gate multiplies it)"),
     element(
       "colgroup",
       {},
@@ -521,14 +525,22 @@ function detailList(details, skip) {
 
 function guardBlock(key, details) {
   const flags = details.flags || [];
+  const factors = details.factors || {};
   return element(
     "section",
     { class: "guard-block", "data-component": key },
     element("h4", {}, `Report guard (${key})`),
     flags.length
-      ? element("ul", { class: "flags" }, flags.map((flag) => element("li", { class: "flag", "data-flag": flag }, flag)))
+      ? element(
+          "ul",
+          { class: "flags" },
+          flags.map((flag) =>
+            element("li", { class: "flag", "data-flag": flag }, flag, flag in factors ? ` ×${formatNumber(factors[flag], 2)}` : ""),
+          ),
+        )
       : element("p", { class: "none" }, "No flags."),
-    detailList(details, ["flags"]),
+    (details.reasons || []).length ? element("ul", { class: "reasons" }, details.reasons.map((r) => element("li", {}, r))) : null,
+    detailList(details, ["flags", "reasons", "factors"]),
   );
 }
 
@@ -594,13 +606,17 @@ function profileColumn(label, outcome, index, reference, candidate) {
   }
   const { response, definition } = outcome;
   const item = response.items[index];
-  const scorerOf = (key) => (definition && definition[key]) || key;
+  const scorerOf = (key) => (definition && definition[key] ? definition[key].scorer : key);
+  const isGate = (key) => Boolean(definition && definition[key] && definition[key].gate);
   column.dataset.profile = response.profile;
   column.append(
     element(
       "header",
       { class: "profile-header" },
       element("h3", {}, response.profile),
+      item.gate !== undefined && item.gate !== null && Object.keys(item.components).some(isGate)
+        ? element("span", { class: "gate", "data-field": "gate", "data-value": String(item.gate) }, `gate ×${formatNumber(item.gate)}`)
+        : null,
       element(
         "span",
         { class: "reward", "data-field": "reward", "data-value": String(item.reward) },
@@ -609,7 +625,7 @@ function profileColumn(label, outcome, index, reference, candidate) {
     ),
   );
   if (item.errors.length) column.append(element("ul", { class: "item-errors" }, item.errors.map((e) => element("li", {}, e))));
-  column.append(componentsTable(item));
+  column.append(componentsTable(item, isGate));
   const entries = Object.entries(item.components);
   const clinical = entries
     .filter(([key, c]) => scorerOf(key) === "clinical_errors" && c.details)
@@ -633,12 +649,12 @@ function profileColumn(label, outcome, index, reference, candidate) {
 // ---------------------------------------------------------------------------------------------
 // Scoring.
 
-const definitions = new Map(); // profile name -> {component key -> scorer name}
+const definitions = new Map(); // profile name -> {component key -> {scorer, gate}}
 
 async function profileDefinition(name) {
   if (!definitions.has(name)) {
     const promise = callService(API.profile(name)).then((profile) =>
-      Object.fromEntries(profile.components.map((c) => [c.key || c.name, c.name])),
+      Object.fromEntries(profile.components.map((c) => [c.key || c.name, { scorer: c.name, gate: Boolean(c.gate) }])),
     );
     definitions.set(name, promise);
     promise.catch(() => definitions.delete(name));
