@@ -20,6 +20,8 @@ import pytest
 from judge_server import JudgeServer
 from live_service import ServiceProcess, free_port, launch_service
 
+from reward_service.api import playground
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).is_file():
     pytest.skip(
@@ -227,8 +229,19 @@ def tab_to(page: Page, selector: str, limit: int = 30) -> None:
     raise AssertionError(f"Tab never reached {selector}")
 
 
-def wait_scored(page: Page) -> None:
-    expect(page.locator("#status[data-done]")).to_have_count(1, timeout=30_000)
+def scoring_run(page: Page) -> str | None:
+    """The number of the last scoring the page finished (None before the first)."""
+    return page.locator("#status").get_attribute("data-done")
+
+
+def wait_scored(page: Page, previous: str | None = None) -> None:
+    """Wait until the page finished a scoring after run ``previous``."""
+    page.wait_for_function(
+        "(previous) => { const done = document.querySelector('#status').dataset.done;"
+        " return done !== undefined && done !== previous; }",
+        arg=previous,
+        timeout=30_000,
+    )
 
 
 def test_root_redirects_to_the_page(page: Page, service: ServiceProcess) -> None:
@@ -303,8 +316,10 @@ def test_example_compared_under_two_profiles_matches_the_api(
     save(result.screenshot(), "playground-errors.png", screenshots)
 
     page.select_option("#compare", JUDGE_PROFILE)
+    previous = scoring_run(page)
     page.click("#score")
-    expect(page.locator(".columns.compare")).to_have_count(len(example["candidates"]), timeout=30_000)
+    wait_scored(page, previous)
+    expect(page.locator(".columns.compare")).to_have_count(len(example["candidates"]))
 
     reference = example["reference"]
     candidates = [candidate["text"] for candidate in example["candidates"]]
@@ -340,48 +355,59 @@ def test_a_failed_request_shows_the_service_message(page: Page, service: Service
     expect(page.locator(".profile-result .failure[role=alert]")).to_be_visible()
 
 
-def test_asks_for_an_api_key_on_401_and_sends_it_as_a_bearer_header(
-    page: Page, service: ServiceProcess
-) -> None:
-    """A key check in front of the service answers 401 like the service's API-key auth (issue 12) will."""
+MISSING_KEY = "this service needs an API key: send the key as the header `Authorization: Bearer <key>`"
+INVALID_KEY = "the API key is not accepted by this service"
+
+
+def test_asks_for_an_api_key_on_401_and_sends_it_as_a_bearer_header(page: Page, service: ServiceProcess) -> None:
+    """A key check in front of the service answers 401 as the service's API keys (issue 12) do.
+
+    Like the service's own check, it lets the page and its assets through (a browser cannot send a
+    key when it opens a page) and refuses every other request without the key.
+    """
     key = "playground-test-key"
     seen: list[str | None] = []
 
     def check_key(route: Any) -> None:
+        path = urlsplit(route.request.url).path
+        if path in playground.PUBLIC_PATHS or path.startswith(playground.PUBLIC_PREFIXES):
+            route.continue_()
+            return
         authorization = route.request.headers.get("authorization")
         seen.append(authorization)
-        if authorization != f"Bearer {key}":
-            route.fulfill(
-                status=401,
-                json={"detail": "missing or unknown API key: send Authorization: Bearer <key>"},
-            )
-        else:
+        if authorization == f"Bearer {key}":
             route.continue_()
+        else:
+            route.fulfill(status=401, json={"detail": MISSING_KEY if authorization is None else INVALID_KEY})
 
-    page.route("**/v1/**", check_key)
-    page.goto(f"{service.base_url}/ui/#reference=Clear+lungs.&candidate=Small+right+pneumothorax.")
+    page.route("**/*", check_key)
+    page.goto(f"{service.base_url}/#reference=Clear+lungs.&candidate=Small+right+pneumothorax.")
     dialog = page.locator("#key-dialog")
     expect(dialog).to_be_visible()
-    expect(page.locator("#key-message")).to_contain_text("missing or unknown API key")
+    expect(page.locator("#key-message")).to_contain_text(MISSING_KEY)
     expect(page.locator("#key-input")).to_be_focused()
-    page.keyboard.type(key)
+    page.keyboard.type("wrong-key")
+    page.keyboard.press("Enter")
+    expect(page.locator("#key-message")).to_contain_text(f"The service refused the key you gave: {INVALID_KEY}")
+    page.locator("#key-input").fill(key)
     page.keyboard.press("Enter")
     wait_scored(page)
     expect(dialog).to_be_hidden()
     shown = read_column(page, 1, "default")
     assert shown["failure"] is None and shown_number(shown["reward"]) is not None
-    assert seen[0] is None and seen[-1] == f"Bearer {key}"
+    assert seen[0] is None and "Bearer wrong-key" in seen and seen[-1] == f"Bearer {key}"
     assert page.evaluate("sessionStorage.getItem('unirg.apiKey')") == key
     assert key not in page.url
     expect(page.locator("#forget-key")).to_be_visible()
+    expect(page.locator("#profile option[value='default']")).to_be_enabled()  # the profiles came through
 
     # Cancelling the prompt leaves the service's message on the page rather than a blank pane.
     page.click("#forget-key")
+    previous = scoring_run(page)
     page.click("#score")
     expect(dialog).to_be_visible()
     page.keyboard.press("Escape")
-    wait_scored(page)
+    wait_scored(page, previous)
     assert read_column(page, 1, "service default")["failure"] == (
-        "POST /v1/score with profile service default answered 401: "
-        "missing or unknown API key: send Authorization: Bearer <key>"
+        f"POST /v1/score with profile service default answered 401: {MISSING_KEY}"
     )

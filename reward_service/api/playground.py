@@ -17,6 +17,12 @@ from reward_service.playground import Examples, playground_examples
 
 router = APIRouter(tags=["playground"])
 
+#: The page and its assets hold no data and spend nothing, and a browser opening a page cannot send a
+#: bearer key: an API-key check lets these through, as it does the API documentation. The page then asks
+#: for a key when its first API request (``/ui/examples``, ``/v1/profiles``) answers 401.
+PUBLIC_PATHS = frozenset({"/", "/ui", "/ui/"})
+PUBLIC_PREFIXES = ("/ui/static/",)
+
 _STATIC = resources.files("reward_service.playground").joinpath("static")
 _MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
