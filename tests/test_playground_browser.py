@@ -388,7 +388,7 @@ def test_asks_for_an_api_key_on_401_and_sends_it_as_a_bearer_header(page: Page, 
     expect(page.locator("#key-input")).to_be_focused()
     page.keyboard.type("wrong-key")
     page.keyboard.press("Enter")
-    expect(page.locator("#key-message")).to_contain_text(f"The service refused the key you gave: {INVALID_KEY}")
+    expect(page.locator("#key-message")).to_contain_text(f"The service refused that key: {INVALID_KEY}")
     page.locator("#key-input").fill(key)
     page.keyboard.press("Enter")
     wait_scored(page)

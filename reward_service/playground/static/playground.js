@@ -68,9 +68,7 @@ function askForKey(message, rejectedKey) {
   if (keyPrompt) return keyPrompt;
   const dialog = $("#key-dialog");
   const input = $("#key-input");
-  $("#key-message").textContent = rejectedKey
-    ? `The service refused the key you gave: ${message}`
-    : `The service asks for an API key: ${message}`;
+  $("#key-message").textContent = rejectedKey ? `The service refused that key: ${message}` : `The service answered: ${message}`;
   input.value = "";
   keyPrompt = new Promise((resolve) => {
     const finish = (key) => {
