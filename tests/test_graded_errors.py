@@ -307,6 +307,74 @@ PRECISION_CASES: list[tuple[str, str, set[Error]]] = [
     ("Right lower lobe pneumonia.", "Right lower lobe consolidation.", set()),
     ("Right lower lobe pneumonia.", "Right lower lobe opacity.", set()),
     ("Left chest wall abnormality.", "Left chest wall abnormality.", set()),
+    # Naming the devices the reference only calls "lines and tubes" is more specific, not wrong.
+    (
+        "Lines and tubes unchanged.",
+        "ET tube, NG tube and right PICC unchanged.",
+        {
+            ("a", "endotracheal_tube", "specificity", False),
+            ("a", "enteric_tube", "specificity", False),
+            ("a", "central_line", "specificity", False),
+        },
+    ),
+]
+
+CHARACTERISATION_CASES: list[tuple[str, str, set[Error]]] = [
+    # One lesion called a related finding is one error, not a missed and a false one.
+    (
+        "A 6 mm nodule in the right upper lobe.",
+        "A 3 cm right upper lobe mass.",
+        {("a", "mass", "characterization", True)},
+    ),
+    (
+        "Left lower lobe atelectasis.",
+        "Left lower lobe consolidation.",
+        {("a", "airspace", "characterization", True)},
+    ),
+    (
+        "Calcified granuloma in the left upper lobe.",
+        "Nodule in the left upper lobe.",
+        {("a", "nodule", "characterization", True)},
+    ),
+    (
+        "Mild interstitial edema.",
+        "Increased interstitial markings.",
+        {("a", "interstitial", "characterization", True)},
+    ),
+    ("Old healed left rib fractures.", "Left rib fractures.", {("a", "fracture", "characterization", True)}),
+    # ... but not when the lesions lie on other sides, or a report tells the two findings apart.
+    (
+        "Left lower lobe atelectasis.",
+        "Right lower lobe consolidation.",
+        {("a", "airspace", None, True), ("b", "atelectasis", None, True)},
+    ),
+    (
+        "Left lower lobe atelectasis. No consolidation.",
+        "Left lower lobe consolidation.",
+        {("a", "airspace", None, True), ("b", "atelectasis", None, True)},
+    ),
+    # A description explained by the finding after it is that finding.
+    (
+        "Bibasilar opacities, likely atelectasis.",
+        "Bibasilar atelectasis.",
+        {("d", "atelectasis", "certainty", False)},
+    ),
+    ("Left basilar opacity consistent with atelectasis.", "Left basilar atelectasis.", set()),
+    (
+        "Persistent bibasilar opacities, likely atelectasis.",
+        "Persistent bibasilar opacities.",
+        {("b", "atelectasis", None, True)},
+    ),
+    (
+        "Persistent bibasilar opacities.",
+        "Persistent bibasilar opacities, likely atelectasis.",
+        {("a", "atelectasis", None, True)},
+    ),
+    (
+        "Right lower lobe opacity and small right effusion.",
+        "Small right effusion.",
+        {("b", "airspace", None, True)},
+    ),
 ]
 
 SYNONYM_CASES: list[tuple[str, str, set[Error]]] = [
@@ -343,9 +411,20 @@ SYNONYM_CASES: list[tuple[str, str, set[Error]]] = [
         CHANGE_CASES,
         CERTAINTY_CASES,
         PRECISION_CASES,
+        CHARACTERISATION_CASES,
         SYNONYM_CASES,
     ],
-    ids=["size", "position", "location", "severity", "change", "certainty", "precision", "synonyms"],
+    ids=[
+        "size",
+        "position",
+        "location",
+        "severity",
+        "change",
+        "certainty",
+        "precision",
+        "characterisation",
+        "synonyms",
+    ],
 )
 def test_hand_checked_cases(cases: list[tuple[str, str, set[Error]]]) -> None:
     assert len(cases) >= 10

@@ -14,24 +14,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from reward_service.text.findings import NEGATIVE, OTHER, POSITIVE, STATUS_RANK, UNCERTAIN, extract_findings
+from reward_service.text.rules import CHEXPERT_OBSERVATIONS
 
-#: The 14 observations in CheXpert / CheXbert order.
-CHEXPERT_OBSERVATIONS: tuple[str, ...] = (
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-    "No Finding",
-)
 #: The five competition observations ("top 5" / micro-F1-5).
 CHEXPERT_TOP5: tuple[str, ...] = ("Cardiomegaly", "Edema", "Consolidation", "Atelectasis", "Pleural Effusion")
 

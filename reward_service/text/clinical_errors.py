@@ -39,7 +39,7 @@ nothing, and interchangeable terms ("enlarged heart" / "cardiomegaly") are one f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -123,6 +123,9 @@ class ReportSummary:
     comparison_span: Span | None = None
     #: Findings that a vague description ("chest wall abnormality") covers -> its spans.
     vague: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
+    #: Findings named only as a description that another finding explains ("opacities, likely
+    #: atelectasis"): mentioned, so the other report naming them is no error, but not compared.
+    explained: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,17 +215,23 @@ def summarize_report(report: str) -> ReportSummary:
     extracted = extract_findings(report)
     by_finding: dict[str, list[Mention]] = {}
     vague: dict[str, list[Span]] = {}
+    explained: set[str] = set()
     for mention in extracted.mentions:
         if mention.concept.vague_for and mention.present:
             for finding in mention.concept.vague_for:
                 vague.setdefault(finding, []).append((mention.start, mention.end))
-        if mention.concept.finding is not None:
+        if mention.concept.finding is None:
+            continue
+        if mention.explained:
+            explained.add(mention.concept.finding)
+        else:
             by_finding.setdefault(mention.concept.finding, []).append(mention)
     return ReportSummary(
         {finding: _summarize_mentions(mentions) for finding, mentions in by_finding.items()},
         extracted.comparison_sentence,
         extracted.comparison_span,
         {finding: tuple(spans) for finding, spans in vague.items()},
+        frozenset(explained - by_finding.keys()),
     )
 
 
@@ -246,6 +255,8 @@ class _ErrorList:
         always_significant_for: float | None = None,
         reference_spans: tuple[Span, ...] | None = None,
         candidate_spans: tuple[Span, ...] | None = None,
+        reference_evidence: str | None = None,
+        candidate_evidence: str | None = None,
     ) -> None:
         """``always_significant_for``: the finding's weight, when any error of this kind is significant."""
         significant = cost >= self.min_weight or (
@@ -257,8 +268,8 @@ class _ErrorList:
                 finding,
                 cost,
                 significant,
-                None if reference is None else reference.evidence,
-                None if candidate is None else candidate.evidence,
+                reference.evidence if reference is not None else reference_evidence,
+                candidate.evidence if candidate is not None else candidate_evidence,
                 note,
                 attribute,
                 reference_spans if reference_spans is not None else (reference.spans if reference else ()),
@@ -285,15 +296,23 @@ def compare_reports(
     before = summarize_report(prior) if prior else None
     found = _ErrorList(min_weight)
 
+    def weight_of(finding: str) -> float:
+        return FINDINGS[finding].weight if weights is None else weights.get(finding, FINDINGS[finding].weight)
+
+    characterised = _related_errors(found, ref, cand, weight_of)
     for finding in sorted(ref.findings.keys() | cand.findings.keys()):
-        weight = (
-            FINDINGS[finding].weight if weights is None else weights.get(finding, FINDINGS[finding].weight)
-        )
+        weight = weight_of(finding)
         r = ref.findings.get(finding)
         c = cand.findings.get(finding)
         r_present = r is not None and r.present
         c_present = c is not None and c.present
-        if c_present and not r_present:
+        if finding in characterised:
+            pass
+        elif (c_present and not r_present and r is None and finding in ref.explained) or (
+            r_present and not c_present and c is None and finding in cand.explained
+        ):
+            pass  # the other report names it too, as what a finding of its explains
+        elif c_present and not r_present:
             assert c is not None
             _presence_error(found, "a", finding, weight, c, r, ref.vague.get(finding), reference_side=False)
         elif r_present and not c_present:
@@ -310,6 +329,42 @@ def compare_reports(
     errors = found.errors
     errors.sort(key=lambda error: (error.category, -error.weight, error.finding))
     return errors
+
+
+def _related_errors(
+    found: _ErrorList, ref: ReportSummary, cand: ReportSummary, weight_of: Callable[[str], float]
+) -> set[str]:
+    """One error for a lesion the candidate calls a related finding (nodule vs mass); the findings it covers."""
+    covered: set[str] = set()
+    for pair in RULES.related:
+        for ref_finding in pair:
+            (cand_finding,) = pair - {ref_finding}
+            r = ref.findings.get(ref_finding)
+            c = cand.findings.get(cand_finding)
+            if r is None or c is None or not (r.present and c.present) or covered & pair:
+                continue
+            if (
+                ref_finding in cand.findings
+                or cand_finding in ref.findings
+                or ref_finding in cand.explained
+                or cand_finding in ref.explained
+            ):
+                continue  # a report that speaks of both findings tells them apart: no confusion
+            if (r.laterality and c.laterality and not r.laterality & c.laterality) or (
+                r.zone and c.zone and not r.zone & c.zone
+            ):
+                continue  # elsewhere: two lesions, not one described two ways
+            covered |= pair
+            found.add(
+                "a",
+                cand_finding,
+                max(weight_of(ref_finding), weight_of(cand_finding)) * COSTS.related_finding,
+                r,
+                c,
+                f"the reference's {FINDINGS[ref_finding].name} is called {FINDINGS[cand_finding].name}",
+                attribute="characterization",
+            )
+    return covered
 
 
 def _presence_error(
@@ -330,7 +385,7 @@ def _presence_error(
     attribute = None
     other_spans = other.spans if other is not None else ()
     if other_vague and other is None:
-        share *= COSTS.vague_description
+        share *= COSTS.vague_description if reference_side else COSTS.more_specific_than_reference
         said = "only describes it vaguely"
         attribute = "specificity"
         other_spans = other_vague
@@ -454,22 +509,31 @@ def _change_errors(
     reference_compares: bool,
     before: ReportSummary | None,
 ) -> None:
-    if c.change and r.change and not c.change & r.change:
-        opposite = (c.change <= _IMPROVED and r.change & _WORSENED) or (
-            r.change <= _IMPROVED and c.change & _WORSENED
-        )
-        share = COSTS.contradictory_change if opposite else COSTS.different_change
+    def add(category: str, share: float, note: str, *, always_significant: bool = False) -> None:
         found.add(
-            "e",
+            category,
             finding,
             weight * share,
             r,
             c,
-            f"change {sorted(c.change)} instead of {sorted(r.change)}",
+            note,
             attribute="change",
             reference_spans=r.spans_for("change"),
             candidate_spans=c.spans_for("change"),
-            always_significant_for=weight if opposite else None,
+            always_significant_for=weight if always_significant else None,
+        )
+
+    if c.change and r.change and not c.change & r.change:
+        opposite = bool(
+            (c.change <= _IMPROVED and r.change & _WORSENED)
+            or (r.change <= _IMPROVED and c.change & _WORSENED)
+        )
+        share = COSTS.contradictory_change if opposite else COSTS.different_change
+        add(
+            "e",
+            share,
+            f"change {sorted(c.change)} instead of {sorted(r.change)}",
+            always_significant=opposite,
         )
     elif c.change and not r.change:
         if before is not None and _prior_errors(found, finding, weight, c, before):
@@ -479,29 +543,9 @@ def _change_errors(
             share *= 0.5
         if before is not None:  # the prior supports the claim: the reference just did not say it
             share *= 0.5
-        found.add(
-            "e",
-            finding,
-            weight * share,
-            r,
-            c,
-            f"candidate states change {sorted(c.change)} the reference does not",
-            attribute="change",
-            reference_spans=r.spans_for("change"),
-            candidate_spans=c.spans_for("change"),
-        )
+        add("e", share, f"candidate states change {sorted(c.change)} the reference does not")
     elif r.change and not c.change:
-        found.add(
-            "f",
-            finding,
-            weight * COSTS.omitted_change,
-            r,
-            c,
-            f"reference change {sorted(r.change)} omitted",
-            attribute="change",
-            reference_spans=r.spans_for("change"),
-            candidate_spans=c.spans_for("change"),
-        )
+        add("f", COSTS.omitted_change, f"reference change {sorted(r.change)} omitted")
     elif c.change and before is not None:
         _prior_errors(found, finding, weight, c, before)
 
@@ -538,36 +582,28 @@ def _report_comparison_errors(
     """Whole-report comparison errors, unless a finding already carries one of the same category."""
     categories = {error.category for error in found.errors}
     if cand.comparison_sentence is not None and ref.comparison_sentence is None and "e" not in categories:
-        cost = COSTS.report_false_comparison * (0.5 if has_prior else 1.0)
-        found.errors.append(
-            ClinicalError(
-                "e",
-                "comparison",
-                cost,
-                cost >= found.min_weight,
-                None,
-                cand.comparison_sentence,
-                "candidate refers to a prior study; the reference makes no comparison",
-                "comparison",
-                (),
-                (cand.comparison_span,) if cand.comparison_span else (),
-            )
+        found.add(
+            "e",
+            "comparison",
+            COSTS.report_false_comparison * (0.5 if has_prior else 1.0),
+            None,
+            None,
+            "candidate refers to a prior study; the reference makes no comparison",
+            attribute="comparison",
+            candidate_evidence=cand.comparison_sentence,
+            candidate_spans=(cand.comparison_span,) if cand.comparison_span else (),
         )
     if ref.comparison_sentence is not None and cand.comparison_sentence is None and "f" not in categories:
-        cost = COSTS.report_omitted_comparison
-        found.errors.append(
-            ClinicalError(
-                "f",
-                "comparison",
-                cost,
-                cost >= found.min_weight,
-                ref.comparison_sentence,
-                None,
-                "reference compares with a prior study; the candidate makes no comparison",
-                "comparison",
-                (ref.comparison_span,) if ref.comparison_span else (),
-                (),
-            )
+        found.add(
+            "f",
+            "comparison",
+            COSTS.report_omitted_comparison,
+            None,
+            None,
+            "reference compares with a prior study; the candidate makes no comparison",
+            attribute="comparison",
+            reference_evidence=ref.comparison_sentence,
+            reference_spans=(ref.comparison_span,) if ref.comparison_span else (),
         )
 
 

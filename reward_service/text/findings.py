@@ -115,6 +115,8 @@ _AFTER_PREPOSITION = re.compile(
 )
 # Text between two mentions that makes them one list ("effusion and pneumothorax have resolved").
 _LIST_JOIN = re.compile(r"[\s,]*(?:(?:and|or|and/or|nor)\b)?[\s,]*(?:[\w-]+\s+){0,3}$")
+# Words that say what a description is: "opacity consistent with atelectasis".
+_EXPLANATION = re.compile(rf"(?<![\w-])(?:{RULES.explanation_cues})(?![\w-])")
 # At most two words, none a preposition or conjunction, between an adjective and the noun it modifies.
 _MODIFIER_GAP = re.compile(r"\s+(?:(?!(?:with|and|or|of|in|to|for|at|on|by|from)\b)[\w-]+\s+){0,2}")
 
@@ -139,6 +141,8 @@ class Mention(NamedTuple):
     measurements: tuple[Measurement, ...] = ()
     #: The attribute cues that modify it: (start, end, role bits), offsets in the report as given.
     modifiers: tuple[tuple[int, int, int], ...] = ()
+    #: A description that a later finding of its sentence explains ("opacities, likely atelectasis").
+    explained: bool = False
 
     def attribute_spans(self, roles: int) -> list[tuple[int, int]]:
         """Spans of the cues that set any of ``roles`` (e.g. the side words)."""
@@ -315,8 +319,10 @@ def extract_findings(text: str) -> ReportFindings:
             start, end = normalized.original_span(measurement.start, measurement.end)
             measured[owner].append(measurement._replace(start=start, end=end))
     mentions = []
-    for span, status, found, measurements, modified_by in zip(
-        spans, _statuses(spans, cues, cue_starts, backward), attributes, measured, modifiers, strict=True
+    statuses = _statuses(spans, cues, cue_starts, backward)
+    explained = _explained(text, spans, statuses, sentence_ends)
+    for span, status, found, measurements, modified_by, is_explained in zip(
+        spans, statuses, attributes, measured, modifiers, explained, strict=True
     ):
         start, end = normalized.original_span(span.claim_start, span.claim_end)
         mention = Mention(
@@ -331,12 +337,34 @@ def extract_findings(text: str) -> ReportFindings:
             _zone(found & _ZONE),
             tuple(measurements),
             tuple(modified_by),
+            is_explained,
         )
         mentions.append(mention)
         malposition = _malposition(mention)
         if malposition is not None:
             mentions.append(malposition)
     return ReportFindings(text, tuple(mentions), comparison_sentence, comparison_span)
+
+
+def _explained(text: str, spans: list[_Span], statuses: list[int], sentence_ends: list[int]) -> list[bool]:
+    """Which descriptions a later finding of the same sentence explains (``explained_by`` in the rules)."""
+    explained = [False] * len(spans)
+    for index, span in enumerate(spans):
+        if not span.concept.explained_by or statuses[index] == NEGATIVE:
+            continue
+        sentence_end = sentence_ends[bisect_right(sentence_ends, span.start)]
+        for later in range(index + 1, len(spans)):
+            other = spans[later]
+            if other.start >= sentence_end:
+                break
+            if (
+                other.concept.finding in span.concept.explained_by
+                and statuses[later] != NEGATIVE
+                and (statuses[later] == UNCERTAIN or _EXPLANATION.search(text, span.end, other.start))
+            ):
+                explained[index] = True
+                break
+    return explained
 
 
 def _malposition(mention: Mention) -> Mention | None:
@@ -535,7 +563,9 @@ def _attribute_owner(
         else None
     )
     if backward is not None and (
-        forward is None or _AFTER_PREPOSITION.search(text, max(0, start - 20), start)
+        forward is None
+        or _AFTER_PREPOSITION.search(text, max(0, start - 20), start)
+        or "," in text[end : spans[forward].start]  # "opacity at the left base, with effusion"
     ):
         return backward
     return forward

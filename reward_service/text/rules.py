@@ -22,24 +22,25 @@ RULE_FILES: tuple[str, ...] = ("findings.yaml", "context.yaml", "attributes.yaml
 
 #: Label of findings that are not among the 13 CheXpert observations but still rule out "No Finding".
 OTHER = "Other"
-CHEXPERT_LABELS = frozenset(
-    {
-        "Enlarged Cardiomediastinum",
-        "Cardiomegaly",
-        "Lung Opacity",
-        "Lung Lesion",
-        "Edema",
-        "Consolidation",
-        "Pneumonia",
-        "Atelectasis",
-        "Pneumothorax",
-        "Pleural Effusion",
-        "Pleural Other",
-        "Fracture",
-        "Support Devices",
-        OTHER,
-    }
+#: The 14 CheXpert observations in CheXpert / CheXbert order.
+CHEXPERT_OBSERVATIONS: tuple[str, ...] = (
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+    "No Finding",
 )
+#: Labels a concept may carry: the observations a mention can make present, and OTHER.
+CONCEPT_LABELS = frozenset(CHEXPERT_OBSERVATIONS[:-1]) | {OTHER}
 
 # --- cue roles: bit flags, one scan assigns each cue its roles ---------------------------------------
 NEG = 1 << 0  # forward negation over the rest of the clause: "no X", "without X"
@@ -109,6 +110,7 @@ class ConceptSpec(_Strict):
     descriptor: bool = False
     hedged: bool = False
     vague_for: tuple[str, ...] = ()
+    explained_by: tuple[str, ...] = ()
     patterns: tuple[str, ...] = Field(min_length=1)
     examples: tuple[str | Example, ...] = ()
 
@@ -117,6 +119,8 @@ class FindingsFile(_Strict):
     version: int
     urgency: dict[str, float]
     findings: dict[str, FindingSpec]
+    related: tuple[tuple[str, str], ...] = ()
+    explanation_cues: tuple[str, ...] = ()
     concepts: tuple[ConceptSpec, ...]
 
     @model_validator(mode="after")
@@ -126,12 +130,15 @@ class FindingsFile(_Strict):
                 raise ValueError(
                     f"finding {key}: unknown urgency {finding.urgency!r}; known: {list(self.urgency)}"
                 )
+        unknown_related = sorted({name for pair in self.related for name in pair} - set(self.findings))
+        if unknown_related:
+            raise ValueError(f"related: unknown findings {unknown_related}")
         for concept in self.concepts:
-            named = [concept.finding, *concept.vague_for]
+            named = [concept.finding, *concept.vague_for, *concept.explained_by]
             unknown = [name for name in named if name is not None and name not in self.findings]
             if unknown:
                 raise ValueError(f"concept {concept.key}: unknown findings {unknown}")
-            if concept.label is not None and concept.label not in CHEXPERT_LABELS:
+            if concept.label is not None and concept.label not in CONCEPT_LABELS:
                 raise ValueError(f"concept {concept.key}: unknown CheXpert label {concept.label!r}")
         return self
 
@@ -193,6 +200,8 @@ class Costs(_Strict):
     certainty: float
     hedged_finding: float
     vague_description: float
+    more_specific_than_reference: float
+    related_finding: float
     contradictory_change: float
     different_change: float
     unstated_change: float
@@ -232,6 +241,7 @@ class Concept:
     descriptor: bool = False
     hedged: bool = False
     vague_for: frozenset[str] = frozenset()
+    explained_by: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +249,10 @@ class Rules:
     """Everything the three rule files define, compiled for the scanner and the comparison."""
 
     findings: dict[str, Finding]
+    #: Pairs of findings one lesion is often called either way (nodule / mass): one error, not two.
+    related: frozenset[frozenset[str]]
+    #: Regex alternation of the words that introduce what a description is ("likely", "consistent with").
+    explanation_cues: str
     concepts: tuple[Concept, ...]
     #: (regex alternation, role bits) per context rule, in file order.
     cues: tuple[tuple[str, int], ...]
@@ -317,12 +331,15 @@ def load_rules() -> Rules:
             spec.descriptor,
             spec.hedged,
             frozenset(spec.vague_for),
+            frozenset(spec.explained_by),
         )
         for spec in findings_file.concepts
     )
     cues = tuple((_alternation(rule.patterns), _rule_bits(rule, severity_bit)) for rule in context_file.rules)
     return Rules(
         findings=findings,
+        related=frozenset(frozenset(pair) for pair in findings_file.related),
+        explanation_cues=_alternation(findings_file.explanation_cues),
         concepts=concepts,
         cues=cues,
         scopes=context_file.scopes,
