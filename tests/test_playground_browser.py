@@ -359,7 +359,9 @@ MISSING_KEY = "this service needs an API key: send the key as the header `Author
 INVALID_KEY = "the API key is not accepted by this service"
 
 
-def test_asks_for_an_api_key_on_401_and_sends_it_as_a_bearer_header(page: Page, service: ServiceProcess) -> None:
+def test_asks_for_an_api_key_on_401_and_sends_it_as_a_bearer_header(
+    page: Page, service: ServiceProcess
+) -> None:
     """A key check in front of the service answers 401 as the service's API keys (issue 12) do.
 
     Like the service's own check, it lets the page and its assets through (a browser cannot send a

@@ -2,15 +2,18 @@
 
 The rewrites are the project's report perturbations (:mod:`reward_service.text.variants`, whose
 tables are ``reward_service/rules/report_variants.yaml``); this module only decides *where* to apply
-them, with the rule-based finding analysis (:mod:`reward_service.text.findings`), so that each variant
-makes the error it is named for, and checks that the rewrite changed what it meant to:
+them, with the rule-based finding analysis (:mod:`reward_service.text.findings`), and keeps a variant
+only where the clinical-error analysis (:func:`reward_service.text.clinical_errors.compare_reports`)
+finds the error it is named for (or, for the paraphrase, no clinically significant error), trying the
+next candidate sentence or finding otherwise:
 
 * ``paraphrase``: the whole report reworded by the synonym table; no finding changes.
 * ``negation_flip``: the negation removed from a sentence that rules out findings the report states
-  nowhere (one finding alone if it can, the most significant first).
+  nowhere (one finding alone if it can, the most significant first): a false finding (a).
 * ``side_swap``: the side swapped in every sentence stating the most significant finding that lies on
-  one side only.
-* ``dropped_finding``: every sentence stating the report's most significant finding removed.
+  one side only: a wrong location (c).
+* ``dropped_finding``: every sentence stating the report's most significant finding removed: a missed
+  finding (b).
 
 A kind that does not apply to a report (nothing ruled out, no one-sided finding) yields no variant.
 The rewrites are not reviewed by a radiologist: they show what each scorer notices, no more.
@@ -23,7 +26,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reward_service.text.findings import FINDINGS, NEGATIVE, POSITIVE, Mention, extract_findings
+from reward_service.text.chexpert import chexpert_labels, present_observations
+from reward_service.text.clinical_errors import compare_reports
+from reward_service.text.findings import FINDINGS, NEGATIVE, Mention, extract_findings
 from reward_service.text.variants import flip_negation, paraphrase, split_report_sentences, swap_side
 
 # A sentence may open a section ("Findings: ..."); rewrites keep the header where it was.
@@ -74,11 +79,6 @@ def _join(sentences: list[_Sentence], bodies: list[str | None]) -> str:
     return " ".join(parts)
 
 
-def _most_significant(findings: Counter[str]) -> str:
-    """The finding weighing most; of equals, the one stated most often (what the report is about)."""
-    return max(sorted(findings), key=lambda finding: (FINDINGS[finding].weight, findings[finding]))
-
-
 def _name(finding: str) -> str:
     return FINDINGS[finding].name
 
@@ -87,31 +87,28 @@ def _stated(sentences: list[_Sentence]) -> Counter[str]:
     return Counter(finding for sentence in sentences for finding in sentence.stated)
 
 
-def _what_it_states(report: str) -> dict[str, tuple[bool, frozenset[str]]]:
-    """Each finding the report states (positive or hedged): whether firmly, and on which sides."""
-    stated: dict[str, tuple[bool, frozenset[str]]] = {}
-    for mention in extract_findings(report).mentions:
-        finding = mention.concept.finding
-        if finding is not None and mention.present:
-            firm, sides = stated.get(finding, (False, frozenset()))
-            stated[finding] = (firm or mention.status == POSITIVE, sides | mention.laterality)
-    return stated
+def _makes(report: str, text: str, category: str) -> bool:
+    """Whether ``text`` against ``report`` has an error of ``category`` (a-f) for the clinical-error analysis."""
+    return any(error.category == category for error in compare_reports(report, text))
 
 
 def paraphrase_variant(report: str) -> Variant | None:
     """The report reworded by the synonym table; None when nothing changes, or a finding would.
 
     The table does not fit every report (a rewording the analysis no longer reads as the same finding),
-    so a paraphrase is only offered where the analysis sees the same findings, as firmly, on the same sides.
+    so a paraphrase is only offered where the analysis finds no clinically significant error in it and
+    the same CheXpert observations are present.
     """
     text = paraphrase(report)
-    if text == report or _what_it_states(text) != _what_it_states(report):
+    if text == report or any(error.significant for error in compare_reports(report, text)):
+        return None
+    if present_observations(chexpert_labels(text)) != present_observations(chexpert_labels(report)):
         return None
     return Variant("paraphrase", text, "reworded by the synonym table")
 
 
 def negation_flip(report: str) -> Variant | None:
-    """A ruled-out finding now stated; None when no sentence rules out one finding alone."""
+    """A ruled-out finding now stated; None when no sentence's flip makes a false finding."""
     sentences = _sentences(report)
     stated = _stated(sentences)
     # Sentences that rule out only findings the report states nowhere: one finding alone first
@@ -122,21 +119,21 @@ def negation_flip(report: str) -> Variant | None:
         if findings and not findings & stated.keys() and all(m.status == NEGATIVE for m in sentence.mentions):
             weight = max(FINDINGS[f].weight for f in findings)  # type: ignore[index]
             targets.append((len(findings), -weight, index, findings))
-    for _, _, index, findings in sorted(targets):
+    for _, _, index, _ in sorted(targets):
         body = sentences[index].body
         flipped = flip_negation(body)
         if flipped is None:
             continue
-        now = [m for m in extract_findings(flipped).mentions if m.concept.finding in findings]
-        if now and all(m.present for m in now):
-            bodies: list[str | None] = [s.body for s in sentences]
-            bodies[index] = flipped
-            return Variant("negation_flip", _join(sentences, bodies), f"{body!r} now reads {flipped!r}")
+        bodies: list[str | None] = [s.body for s in sentences]
+        bodies[index] = flipped
+        text = _join(sentences, bodies)
+        if _makes(report, text, "a"):
+            return Variant("negation_flip", text, f"{body!r} now reads {flipped!r}")
     return None
 
 
 def side_swap(report: str) -> Variant | None:
-    """The side of a one-sided finding swapped wherever it is stated; None when no finding has one side."""
+    """The side of a one-sided finding swapped wherever it is stated; None when no swap makes a location error."""
     sentences = _sentences(report)
     sides: dict[str, frozenset[str]] = {}
     for sentence in sentences:
@@ -153,35 +150,29 @@ def side_swap(report: str) -> Variant | None:
             (swap_side(s.body) or s.body) if finding in s.stated else s.body for s in sentences
         ]
         text = _join(sentences, bodies)
-        swapped = frozenset().union(
-            *(
-                m.laterality
-                for m in extract_findings(text).mentions
-                if m.concept.finding == finding and m.present
-            )
-        )
-        if swapped and not swapped & sides[finding]:
-            return Variant("side_swap", text, f"{_name(finding)} now on the {next(iter(swapped))} side")
+        if _makes(report, text, "c"):
+            other = "right" if sides[finding] == {"left"} else "left"
+            return Variant("side_swap", text, f"{_name(finding)} now on the {other} side")
     return None
 
 
 def dropped_finding(report: str) -> Variant | None:
-    """Every sentence stating the most significant finding removed; None when nothing is stated."""
+    """Every sentence stating the most significant finding removed; None when no removal makes a missed finding."""
     sentences = _sentences(report)
     stated = _stated(sentences)
-    if not stated:
-        return None
-    finding = _most_significant(stated)
-    bodies = [None if finding in s.stated else s.body for s in sentences]
-    if all(body is None for body in bodies):
-        return None
-    dropped = bodies.count(None)
-    plural = "s" if dropped > 1 else ""
-    return Variant(
-        "dropped_finding",
-        _join(sentences, bodies),
-        f"{dropped} sentence{plural} stating {_name(finding)} removed",
-    )
+    # The finding weighing most first; of equals, the one stated most often (what the report is about).
+    for finding in sorted(sorted(stated), key=lambda f: (-FINDINGS[f].weight, -stated[f])):
+        bodies = [None if finding in s.stated else s.body for s in sentences]
+        if all(body is None for body in bodies):
+            continue
+        text = _join(sentences, bodies)
+        if _makes(report, text, "b"):
+            dropped = bodies.count(None)
+            plural = "s" if dropped > 1 else ""
+            return Variant(
+                "dropped_finding", text, f"{dropped} sentence{plural} stating {_name(finding)} removed"
+            )
+    return None
 
 
 #: The generators in the order the playground lists their variants.
