@@ -73,6 +73,8 @@ async def playground_asset(name: str) -> Response:
 
 
 @router.get("/ui/examples", response_model=Examples)
-async def examples() -> Examples:
+def examples() -> Examples:
     """Real reports shipped with the service, each with generated candidates that make one kind of error."""
+    # A plain function, so FastAPI runs it in a worker thread: generating the variants the first time
+    # (a few hundred milliseconds) never holds up the event loop that scoring requests share.
     return playground_examples()

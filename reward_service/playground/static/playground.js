@@ -390,7 +390,7 @@ function componentsTable(item, isGate) {
   );
 }
 
-function errorsBlock(key, details, reference, candidate, column) {
+function errorsBlock(key, details, column) {
   const errors = details.errors || [];
   const rows = errors.map((error, index) => {
     const token = `${key}:${index}`;
@@ -629,7 +629,7 @@ function profileColumn(label, outcome, index, reference, candidate) {
     .filter(([key, c]) => scorerOf(key) === "clinical_errors" && c.details)
     .map(([key, c]) => [key, c.details]);
   column.append(textsBlock(reference, candidate, clinical));
-  for (const [key, details] of clinical) column.append(errorsBlock(key, details, reference, candidate, column));
+  for (const [key, details] of clinical) column.append(errorsBlock(key, details, column));
   const panels = element("div", { class: "panels" });
   for (const [key, c] of entries) {
     const scorer = scorerOf(key);
