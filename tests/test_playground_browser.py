@@ -413,3 +413,27 @@ def test_asks_for_an_api_key_on_401_and_sends_it_as_a_bearer_header(
     assert read_column(page, 1, "service default")["failure"] == (
         f"POST /v1/score with profile service default answered 401: {MISSING_KEY}"
     )
+
+
+def test_fits_a_laptop_screen(browser: Browser, service: ServiceProcess) -> None:
+    """At 1366x768, two profiles side by side need no sideways scrolling, and the controls stay in view."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        page.goto(service.base_url + "/ui/")
+        expect(page.locator("body[data-ready]")).to_have_count(1)
+        page.select_option("#example", index=1)
+        page.select_option("#compare", JUDGE_PROFILE)
+        page.click("#score")
+        wait_scored(page)
+        expect(page.locator(".columns.compare").first).to_be_visible()
+        overflow = page.evaluate(
+            "() => [document.documentElement, ...document.querySelectorAll('.inputs, .results')]"
+            ".map((node) => node.scrollWidth - node.clientWidth)"
+        )
+        assert max(overflow) <= 0, overflow
+        for control in ("#profile", "#compare", "#example", "#score", "#reference"):
+            box = page.locator(control).bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 768, control
+    finally:
+        context.close()
