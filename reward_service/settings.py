@@ -46,6 +46,10 @@ class Settings(BaseSettings):
         ge=1,
         description="Score requests in flight at once; beyond this the service answers 429 with Retry-After.",
     )
+    playground: bool = Field(
+        True,
+        description="Serve the playground page at /ui (and redirect / there); false leaves those routes out.",
+    )
 
     # --- model scorers (batching, caches, weights) ---------------------------------------------
     model_cache_dir: Path = Field(
