@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import statistics
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,8 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from reward_service.composite import ProfileError, load_profile, shipped_profiles
-from reward_service.models.cli import models_app
-from reward_service.scorers import ScoreItem
+from reward_service.extras import MissingExtraError
+from reward_service.models.cli import missing_weights, models_app
+from reward_service.scorers import ScoreItem, scorer_class
 from reward_service.settings import Settings
 from trainer.cli import train as train_command
 
@@ -49,10 +51,15 @@ def serve(
         str | None, typer.Option(help="debug, info, warning, error [UNIRG_LOG_LEVEL].")
     ] = None,
 ) -> None:
-    """Run the reward service (HTTP API on uvicorn) until interrupted."""
-    import uvicorn
+    """Run the reward service (HTTP API on uvicorn) until interrupted.
 
+    On SIGTERM or Ctrl-C it stops accepting connections, answers /readyz 503 and gives requests in flight
+    UNIRG_DRAIN_TIMEOUT_S seconds to finish. A profile that cannot load ends it with exit code 1 and the
+    reason. Set UNIRG_API_KEYS (or UNIRG_API_KEY_HASHES_FILE) before binding to anything but 127.0.0.1.
+    """
     from reward_service.app import create_app
+    from reward_service.auth import ApiKeyFileError
+    from reward_service.redaction import install_log_redaction
 
     overrides: dict[str, Any] = {
         "host": host,
@@ -65,25 +72,81 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()
     _check_profiles(settings)
-    application = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(application, host=settings.host, port=settings.port, log_level=settings.log_level)
-    )
+    try:
+        application = create_app(settings)
+    except ApiKeyFileError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
+    server = _draining_server(application, settings)
     server.run()
     if application.state.load_error:
-        console.print(f"[red]The service stopped: {application.state.load_error}")
+        console.print(f"[red]The service stopped: {application.state.load_error}", soft_wrap=True)
         raise typer.Exit(1)
 
 
+def _draining_server(application: Any, settings: Settings) -> Any:
+    """A uvicorn server that drains on shutdown and lets the app load its profiles once it listens."""
+    import uvicorn
+
+    from reward_service.app import begin_drain
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            begin_drain(application)
+            super().handle_exit(sig, frame)
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            application.state.serving.set()
+
+    serving = asyncio.Event()
+    server = DrainingServer(
+        uvicorn.Config(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),
+        )
+    )
+    application.state.serving = serving
+    application.state.stop_server = lambda: setattr(server, "should_exit", True)
+    return server
+
+
 def _check_profiles(settings: Settings) -> None:
-    """Fail before binding a port when a profile file is missing or invalid."""
+    """Fail before binding a port when a profile is missing or invalid (exit 2), or when it needs an extra
+    or model weights that are not installed (exit 1), naming everything that is missing at once."""
+    problems = []
     for name in [settings.profile, *settings.extra_profiles]:
         try:
-            load_profile(name)
+            profile = load_profile(name)
         except ProfileError as exc:
             console.print(f"[red]{exc}")
             raise typer.Exit(2) from None
+        try:
+            for component in profile.components:
+                scorer_class(component.name)
+        except MissingExtraError as exc:
+            problems.append(f"profile {name!r}: {exc}")
+            continue
+        if not settings.model_download:
+            missing = missing_weights(name, settings)
+            if missing:
+                listed = "\n".join(f"  - {line}" for line in missing)
+                problems.append(
+                    f"profile {name!r} needs {len(missing)} model weight(s) that are not in "
+                    f"{settings.model_cache_dir}:\n{listed}\n"
+                    f"Fetch them with `unirg models fetch --profile {name}` (on a machine with hub access; copy "
+                    "the cache folder over for offline use), or start with UNIRG_MODEL_DOWNLOAD=true to "
+                    "download them at start-up."
+                )
+    if problems:
+        for problem in problems:
+            console.print(problem, style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(1)
 
 
 def _read_items(file: Path, candidates: Path | None, field: str) -> list[ScoreItem]:

@@ -100,11 +100,16 @@ class Scorer(ABC):
 
 
 class RuleScorer(Scorer):
-    """A deterministic, CPU-cheap scorer that scores one item at a time on the event loop."""
+    """A deterministic, CPU-cheap scorer that scores one item at a time.
+
+    Small batches are scored on the event loop (a thread hop would cost more than the work); larger ones
+    in a worker thread, so that one request of long reports cannot hold up ``/healthz`` and every other
+    request. The cut is by text length, since that is what the work grows with, not item count.
+    """
 
     kind = ScorerKind.RULE
-    #: Batches larger than this are scored in a worker thread so the event loop stays responsive.
-    inline_batch_limit: ClassVar[int] = 256
+    #: Batches with more characters than this (references and candidates together) go to a worker thread.
+    inline_char_limit: ClassVar[int] = 20_000
 
     @abstractmethod
     def score_one(self, item: ScoreItem) -> ScoreResult:
@@ -122,6 +127,6 @@ class RuleScorer(Scorer):
     async def score_batch(
         self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
     ) -> list[ScoreResult]:
-        if len(items) <= self.inline_batch_limit:
+        if sum(len(item.reference) + len(item.candidate) for item in items) <= self.inline_char_limit:
             return self.score_items(items)
         return await asyncio.to_thread(self.score_items, items)
