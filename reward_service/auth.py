@@ -1,5 +1,8 @@
 """Optional API keys: bearer authentication for every route but liveness (and, by a setting, metrics).
 
+``/readyz`` answers without a key too, but then only ``{"ready": ...}`` and its status code, which is
+what health checks need; the API documentation is public (it holds no data and spends nothing).
+
 Keys come from ``UNIRG_API_KEYS`` (comma-separated) and from ``UNIRG_API_KEY_HASHES_FILE``, a file of
 sha256 hex digests (one per line, optionally followed by a name) so that the service's host never holds
 the keys themselves; ``unirg keys new`` makes a key and its line. With neither set, no key is needed
@@ -30,6 +33,9 @@ from reward_service.settings import Settings
 PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 PUBLIC_PREFIXES = ("/static-offline-docs/",)
 METRICS_PATH = "/metrics"
+#: Answered without a key, but only with its status: health checks of Docker, compose and load balancers
+#: cannot send a key; the details (profiles, endpoints, errors) need one.
+SUMMARY_PATHS = frozenset({"/readyz"})
 
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -132,6 +138,10 @@ class ApiKeyMiddleware:
             return
         token = _bearer_token(scope)
         name = self.keys.identify(token) if token else None
+        if scope["path"] in SUMMARY_PATHS:
+            scope.setdefault("state", {})["authenticated"] = name is not None
+            await self.app(scope, receive, send)
+            return
         if name is None:
             reason = "missing" if token is None else ("malformed" if token == "" else "invalid")
             metrics.AUTH_FAILURES.labels(reason=reason).inc()

@@ -195,7 +195,7 @@ def test_score_without_a_key_is_401_saying_how_to_send_it(service: str) -> None:
     assert basic.status_code == 401 and "not a bearer key" in basic.json()["detail"]
 
 
-@pytest.mark.parametrize("path", ["/readyz", "/metrics", "/v1/profiles", "/v1/components", "/nowhere"])
+@pytest.mark.parametrize("path", ["/metrics", "/v1/profiles", "/v1/components", "/nowhere"])
 def test_every_route_but_liveness_needs_the_key(service: str, path: str) -> None:
     assert httpx.get(f"{service}{path}").status_code == 401
     assert httpx.get(f"{service}{path}", headers=AUTH).status_code in (200, 404)
@@ -204,6 +204,13 @@ def test_every_route_but_liveness_needs_the_key(service: str, path: str) -> None
 def test_liveness_and_docs_need_no_key(service: str) -> None:
     assert httpx.get(f"{service}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{service}/docs").status_code == 200
+
+
+def test_readiness_without_a_key_gives_the_status_only(service: str) -> None:
+    anonymous = httpx.get(f"{service}/readyz")
+    assert anonymous.status_code == 200 and anonymous.json() == {"ready": True}
+    detailed = httpx.get(f"{service}/readyz", headers=AUTH).json()
+    assert detailed["ready"] is True and detailed["profiles"] == ["default"]
 
 
 def _metric(base_url: str, name: str, **labels: str) -> float:

@@ -24,6 +24,9 @@ async def readyz(request: Request) -> JSONResponse:
     state = request.app.state
     ready = state.ready and not state.draining
     body: dict[str, Any] = {"ready": ready}
+    if not getattr(request.state, "authenticated", True):
+        # API keys are on and none was sent: the status for health checks, no details.
+        return JSONResponse(body, status_code=200 if ready else 503)
     if state.draining:
         body["draining"] = True
     if state.load_error:
