@@ -42,7 +42,7 @@ async def app_client() -> AsyncIterator[tuple[object, httpx.AsyncClient]]:
 
 
 async def test_score_before_the_profiles_load_is_503_with_retry_after(app_client) -> None:
-    app, client = app_client
+    _app, client = app_client
     response = await client.post("/v1/score", json={"items": [ITEM]})
     assert response.status_code == 503
     assert "still loading its profiles" in response.json()["detail"]
