@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from reward_service.composite import ProfileError, load_profile, shipped_profiles
-from reward_service.extras import MissingExtraError
+from reward_service.extras import MissingExtraError, check_extra
 from reward_service.models.cli import missing_weights, models_app
-from reward_service.scorers import ScoreItem, scorer_class
+from reward_service.scorers import ScoreItem, ScorerKind, scorer_class
 from reward_service.settings import Settings
 from trainer.cli import train as train_command
 
@@ -33,6 +33,10 @@ app = typer.Typer(
 profiles_app = typer.Typer(help="List and show reward profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(models_app, name="models")
+keys_app = typer.Typer(
+    help="Make API keys for UNIRG_API_KEYS / UNIRG_API_KEY_HASHES_FILE.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
 app.command("train")(train_command)  # trainer/cli.py; imports TRL only when run
 console = Console()
 
@@ -128,7 +132,8 @@ def _check_profiles(settings: Settings) -> None:
             raise typer.Exit(2) from None
         try:
             for component in profile.components:
-                scorer_class(component.name)
+                if scorer_class(component.name).kind == ScorerKind.MODEL:
+                    check_extra("models", f"the {component.name} component")
         except MissingExtraError as exc:
             problems.append(f"profile {name!r}: {exc}")
             continue
@@ -182,8 +187,18 @@ def _read_items(file: Path, candidates: Path | None, field: str) -> list[ScoreIt
         console.print(
             f"[yellow]{len(missing)} studies have no candidate and are skipped (first: {missing[0]})"
         )
+    for source, studies in (("FILE", references), ("--candidates", generated)):
+        lacking = next((study for study, record in studies.items() if field not in record), None)
+        if lacking is not None:
+            fields = ", ".join(
+                sorted(key for key, value in studies[lacking].items() if isinstance(value, str))
+            )
+            raise typer.BadParameter(
+                f"study {lacking!r} in {source} has no field {field!r}; its text fields are: {fields}",
+                param_hint="--field",
+            )
     return [
-        ScoreItem(id=study, reference=references[study][field], candidate=generated[study][field])
+        ScoreItem(id=study, reference=references[study][field] or "", candidate=generated[study][field] or "")
         for study in references
         if study in generated
     ]
@@ -237,13 +252,13 @@ def score(
         raise typer.Exit(2) from None
     keys = [component.component_key for component in batch.profile.profile.components]
     table = Table(title=f"profile {batch.profile.profile.name} ({batch.profile.hash[:19]}…)")
-    table.add_column("id")
-    table.add_column("reward", justify="right")
-    for key in keys:
-        table.add_column(key, justify="right")
+    table.add_column("id", overflow="fold", min_width=4)
+    # Numbers and names are never cut: a narrow terminal gets a wider table instead (its lines wrap).
+    for key in ["reward", *keys]:
+        table.add_column(key, justify="right", min_width=len(key), no_wrap=True)
     for item in batch.items[:50]:
         row = [item.item.id, _fmt(item.composite.reward)]
-        row += [_fmt(item.components[key].score) for key in keys]
+        row += [_fmt(_score_of(item, key)) for key in keys]
         table.add_row(*row)
     if len(batch.items) > 50:
         table.add_row(f"… {len(batch.items) - 50} more", *([""] * (len(keys) + 1)))
@@ -251,9 +266,16 @@ def score(
     table.add_row(
         "mean",
         _fmt(_mean(item.composite.reward for item in batch.items)),
-        *[_fmt(_mean(item.components[key].score for item in batch.items)) for key in keys],
+        *[_fmt(_mean(_score_of(item, key) for item in batch.items)) for key in keys],
     )
-    console.print(table)
+    Console(width=max(console.width, _table_width(keys))).print(table)
+    unscored = [item for item in batch.items if not item.components]
+    if unscored:
+        console.print(
+            f"[yellow]{len(unscored)} item(s) not scored, e.g. {unscored[0].item.id}: "
+            f"{unscored[0].composite.errors[0]}",
+            soft_wrap=True,
+        )
     if output is not None:
         with output.open("w", encoding="utf-8") as handle:
             for item in batch.items:
@@ -273,6 +295,16 @@ def score(
                     + "\n"
                 )
         console.print(f"wrote {len(batch.items)} results to {output}")
+
+
+def _score_of(item: Any, key: str) -> float | None:
+    result = item.components.get(key)
+    return None if result is None else result.score
+
+
+def _table_width(keys: list[str]) -> int:
+    """Width that shows every column name of the score table whole (and ids of up to 12 characters)."""
+    return 12 + 3 + sum(max(len(key), 6) + 3 for key in ["reward", *keys]) + 1
 
 
 def _mean(values: Any) -> float | None:
@@ -310,6 +342,31 @@ def profiles_show(name: Annotated[str, typer.Argument(help="Shipped profile name
     console.print_json(profile.model_dump_json())
 
 
+@keys_app.command("new")
+def keys_new(
+    name: Annotated[str, typer.Option(help="Name the key's requests are counted under in /metrics.")] = "",
+) -> None:
+    """Make a random API key; print it (give it to the client) and its line for the hashes file."""
+    import secrets
+
+    from reward_service.auth import key_digest
+
+    key = secrets.token_urlsafe(32)
+    console.print(f"key (send as `Authorization: Bearer KEY`, or UNIRG_REWARD_API_KEY in clients): {key}")
+    console.print(f"line for UNIRG_API_KEY_HASHES_FILE: {key_digest(key)} {name}".rstrip(), soft_wrap=True)
+
+
+@keys_app.command("hash")
+def keys_hash(
+    key: Annotated[str, typer.Argument(help="An existing API key.")],
+    name: Annotated[str, typer.Option(help="Name the key's requests are counted under in /metrics.")] = "",
+) -> None:
+    """Print the UNIRG_API_KEY_HASHES_FILE line of an existing key (its sha256 and a name)."""
+    from reward_service.auth import key_digest
+
+    print(f"{key_digest(key)} {name}".rstrip())
+
+
 @app.command("settings")
 def settings_table(
     markdown: Annotated[
@@ -327,7 +384,11 @@ def settings_table(
         for variable, default, meaning in rows:
             print(f"| `{variable}` | `{default}` | {meaning} |")
         return
-    table = Table("variable", "default", "meaning")
+    table = Table()
+    # Variable names whole (they are what a user types); the meaning wraps.
+    table.add_column("variable", no_wrap=True, min_width=max(len(variable) for variable, _, _ in rows))
+    table.add_column("default", overflow="fold", max_width=14)
+    table.add_column("meaning", overflow="fold", min_width=20)
     for row in rows:
         table.add_row(*row)
     console.print(table)

@@ -30,8 +30,8 @@ EXTRA_OF_MODULE: dict[str, str] = {
 
 #: What each extra is for, in the words of the error message.
 EXTRA_PURPOSE: dict[str, str] = {
-    "models": "model scorers (BERTScore, CheXbert/SembScore, RadGraph) and `unirg models`",
-    "train": "the trainer (`unirg train`)",
+    "models": "torch, transformers, bert-score and radgraph for the model scorers and `unirg models`",
+    "train": "TRL, PEFT, datasets and accelerate for SFT and GRPO",
 }
 
 #: The torch build pip would pick by itself is the multi-GB CUDA one: install the pinned one first.
@@ -74,8 +74,15 @@ def require_extra(needed_for: str) -> Iterator[None]:
         raise error from exc
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module blocked in sys.modules, or a broken install
+        return False
+
+
 def check_extra(extra: str, needed_for: str) -> None:
     """Raise :class:`MissingExtraError` unless every module of ``extra`` can be imported (none is imported)."""
     for module, owner in EXTRA_OF_MODULE.items():
-        if owner == extra and importlib.util.find_spec(module) is None:
+        if owner == extra and not _installed(module):
             raise MissingExtraError(needed_for, module, extra)

@@ -241,8 +241,9 @@ def fetch(
     settings, rows = _collect(profile, cache_dir, radgraph)
     missing = [(name, weight) for name, weight in rows if not _present(weight, settings)[0]]
     if missing and (reason := hub_unreachable_reason()):
+        listed = ", ".join(weight.spec for _, weight in missing)
         console.print(
-            f"[red]cannot fetch {len(missing)} missing weight(s): {reason}.[/red]\n"
+            f"[red]cannot fetch {len(missing)} missing weight(s) ({listed}): {reason}.[/red]\n"
             "Run `unirg models fetch` where the hub (or an HF_ENDPOINT mirror) is reachable and copy "
             f"{settings.model_cache_dir} here, or point the profile's options at local paths.",
             soft_wrap=True,
