@@ -402,10 +402,11 @@ def main() -> None:
         f"again after: {redis['cache_available_after']} |"
     )
     recovery = judge_fault["recovery_s"]
+    recovered = f"{recovery:.1f} s" if recovery is not None else "never (40 s)"
     print(
         f"| judge answering 500 for 3 s | {judge_fault['null_during_fault']} of "
-        f"{judge_fault['requests_during_fault']} items null (0 scored 0); first scored item "
-        f"{'%.1f s' % recovery if recovery is not None else 'never (40 s)'} after the judge was healthy |"
+        f"{judge_fault['requests_during_fault']} items null ({judge_fault['zero_during_fault']} scored 0); first scored item "
+        f"{recovered} after the judge was healthy |"
     )
     print(
         f"| SIGTERM with {sigterm['in_flight']} requests in flight (48 long items each), drain "
