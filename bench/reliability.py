@@ -311,17 +311,23 @@ def judge_fault_phase(work: Path, judge: JudgeServer) -> dict[str, Any]:
 
 def sigterm_phase(work: Path, drain_s: float) -> dict[str, Any]:
     service: ServiceProcess = launch_service(work, env={"UNIRG_DRAIN_TIMEOUT_S": str(drain_s)})
-    long_report = " ".join(f"Finding {n}: small left pleural effusion, no pneumothorax." for n in range(250))
-    body = {"items": [{"reference": long_report, "candidate": long_report[::-1]}] * 48}
+    def body(request: int) -> dict[str, Any]:
+        # Distinct texts everywhere: the rule scorers cache what they have analysed once.
+        def report(item: int) -> str:
+            return " ".join(f"Finding {request}.{item}.{n}: small left pleural effusion." for n in range(250))
+
+        return {"items": [{"reference": report(i), "candidate": report(i + 1000)} for i in range(24)]}
+
     statuses: list[int | str] = []
 
-    def send() -> None:
+    def send(request: int) -> None:
         try:
-            statuses.append(httpx.post(f"{service.base_url}/v1/score", json=body, timeout=60).status_code)
+            response = httpx.post(f"{service.base_url}/v1/score", json=body(request), timeout=60)
+            statuses.append(response.status_code)
         except httpx.TransportError as exc:
             statuses.append(type(exc).__name__)
 
-    senders = [threading.Thread(target=send) for _ in range(8)]
+    senders = [threading.Thread(target=send, args=(request,)) for request in range(8)]
     for sender in senders:
         sender.start()
     deadline = time.monotonic() + 20
@@ -368,7 +374,7 @@ def main() -> None:
             redis = redis_fault_phase(work, judge)
             httpx.post(judge.base_url.removesuffix("/v1") + "/control/reset").raise_for_status()
             judge_fault = judge_fault_phase(work, judge)
-        sigterm = sigterm_phase(work, drain_s=10.0)
+        sigterm = sigterm_phase(work, drain_s=20.0)
     total = time.monotonic() - started
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"## Reliability (bench/reliability.py, {now})\n")
@@ -409,7 +415,7 @@ def main() -> None:
         f"{recovered} after the judge was healthy |"
     )
     print(
-        f"| SIGTERM with {sigterm['in_flight']} requests in flight (48 long items each), drain "
+        f"| SIGTERM with {sigterm['in_flight']} requests in flight (24 long items each), drain "
         f"{sigterm['drain_s']:g} s | {sigterm['completed']} completed with 200; exit "
         f"{sigterm['exit_s']:.1f} s after the signal (code {sigterm['exit_code']}) |"
     )
