@@ -311,6 +311,7 @@ def judge_fault_phase(work: Path, judge: JudgeServer) -> dict[str, Any]:
 
 def sigterm_phase(work: Path, drain_s: float) -> dict[str, Any]:
     service: ServiceProcess = launch_service(work, env={"UNIRG_DRAIN_TIMEOUT_S": str(drain_s)})
+
     def body(request: int) -> dict[str, Any]:
         # Distinct texts everywhere: the rule scorers cache what they have analysed once.
         def report(item: int) -> str:

@@ -121,7 +121,7 @@ def _parse_error_message(cause: BaseException | None) -> str | None:
     return None
 
 
-def _openapi_with_limits(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
+def _openapi_with_limits(app: FastAPI, settings: Settings, keys: KeyRing) -> Callable[[], dict[str, Any]]:
     """The OpenAPI schema with the limits this service enforces (they come from its settings)."""
 
     def openapi() -> dict[str, Any]:
@@ -151,7 +151,7 @@ def _openapi_with_limits(app: FastAPI, settings: Settings) -> Callable[[], dict[
         for path in ("/v1/score", "/openrlhf/get_reward"):
             operation = schema["paths"][path]["post"]
             operation["description"] = f"{operation.get('description', '')}\n\n{limits}".strip()
-        if KeyRing.from_settings(settings).enabled:
+        if keys.enabled:
             schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             schema["security"] = [{"bearer": []}]
         return schema
@@ -170,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Clinically grounded composite rewards for radiology report generation.",
         lifespan=_lifespan,
     )
-    app.openapi = _openapi_with_limits(app, settings)  # type: ignore[method-assign]
+    app.openapi = _openapi_with_limits(app, settings, keys)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.engine = RewardEngine(settings)
     app.state.request_gate = asyncio.Semaphore(settings.max_concurrent_requests)

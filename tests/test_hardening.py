@@ -267,3 +267,8 @@ def test_docs_page_loads_its_assets_from_the_service(service: str) -> None:
     for asset in assets:
         response = httpx.get(f"{service}{asset}")
         assert response.status_code == 200 and len(response.content) > 1000, asset
+
+
+def test_openrlhf_route_refuses_an_empty_batch_with_a_4xx(service: str) -> None:
+    response = httpx.post(f"{service}/openrlhf/get_reward", json={"query": [], "labels": []}, headers=AUTH)
+    assert response.status_code == 422 and "query is empty" in response.json()["detail"]

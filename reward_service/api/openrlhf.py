@@ -63,6 +63,8 @@ async def get_reward(
 ) -> OpenRLHFResponse:
     """Score an OpenRLHF batch: strip each prompt from its query, score the response against its label."""
     count = len(request.query)
+    if count == 0:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "query is empty: send at least one sample")
     if request.labels is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -38,8 +38,6 @@ class ServiceFull(Overloaded):
 def check_request(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> None:
     """Refuse what cannot be scored as a whole, with a message that says what to fix."""
     count = len(request.items)
-    if count == 0:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "items is empty: send at least one item")
     if count > settings.max_items_per_request:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
