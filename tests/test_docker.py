@@ -106,12 +106,16 @@ def _compose_config(
 
 
 def _settings_env_names() -> set[str]:
-    prefix = Settings.model_config.get("env_prefix", "")
+    """The variables of the service's settings and of the clients' (e.g. UNIRG_REWARD_API_KEY)."""
+    from clients._settings import AdapterSettings
+
     names = set()
-    for name, field in Settings.model_fields.items():
-        names.add(f"{prefix}{name}".upper())
-        if isinstance(field.validation_alias, str):
-            names.add(field.validation_alias.upper())
+    for settings in (Settings, AdapterSettings):
+        prefix = settings.model_config.get("env_prefix", "")
+        for name, field in settings.model_fields.items():
+            names.add(f"{prefix}{name}".upper())
+            if isinstance(field.validation_alias, str):
+                names.add(field.validation_alias.upper())
     return names
 
 
