@@ -317,7 +317,7 @@ def sigterm_phase(work: Path, drain_s: float) -> dict[str, Any]:
         def report(item: int) -> str:
             return " ".join(f"Finding {request}.{item}.{n}: small left pleural effusion." for n in range(250))
 
-        return {"items": [{"reference": report(i), "candidate": report(i + 1000)} for i in range(24)]}
+        return {"items": [{"reference": report(i), "candidate": report(i + 1000)} for i in range(48)]}
 
     statuses: list[int | str] = []
 
@@ -332,10 +332,14 @@ def sigterm_phase(work: Path, drain_s: float) -> dict[str, Any]:
     for sender in senders:
         sender.start()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    in_flight = 0.0
+    while time.monotonic() < deadline and in_flight < 8:
         metrics = httpx.get(f"{service.base_url}/metrics").text
-        if "unirg_requests_in_flight 8.0" in metrics:
-            break
+        in_flight = float(
+            next(
+                line for line in metrics.splitlines() if line.startswith("unirg_requests_in_flight ")
+            ).split()[1]
+        )
         time.sleep(0.01)
     signalled = time.monotonic()
     service.process.send_signal(signal.SIGTERM)
@@ -343,7 +347,7 @@ def sigterm_phase(work: Path, drain_s: float) -> dict[str, Any]:
     exit_s = time.monotonic() - signalled
     for sender in senders:
         sender.join(timeout=60)
-    return {"in_flight": 8, "completed": statuses.count(200), "statuses": statuses, "exit_s": exit_s,
+    return {"in_flight": int(in_flight), "completed": statuses.count(200), "statuses": statuses, "exit_s": exit_s,
             "exit_code": code, "drain_s": drain_s}  # fmt: skip
 
 
@@ -416,7 +420,7 @@ def main() -> None:
         f"{recovered} after the judge was healthy |"
     )
     print(
-        f"| SIGTERM with {sigterm['in_flight']} requests in flight (24 long items each), drain "
+        f"| SIGTERM with {sigterm['in_flight']} requests in flight (48 long items each), drain "
         f"{sigterm['drain_s']:g} s | {sigterm['completed']} completed with 200; exit "
         f"{sigterm['exit_s']:.1f} s after the signal (code {sigterm['exit_code']}) |"
     )
