@@ -245,11 +245,16 @@ def score(
         finally:
             await engine.close()
 
+    from reward_service.models.hub import MissingWeightsError
+
     try:
         batch = asyncio.run(run())
     except ProfileError as exc:
         console.print(f"[red]{exc}")
         raise typer.Exit(2) from None
+    except (MissingExtraError, MissingWeightsError) as exc:
+        console.print(str(exc), style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(1) from None
     keys = [component.component_key for component in batch.profile.profile.components]
     table = Table(title=f"profile {batch.profile.profile.name} ({batch.profile.hash[:19]}…)")
     table.add_column("id", overflow="fold", min_width=4)

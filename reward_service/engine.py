@@ -19,6 +19,7 @@ from typing import Any
 from reward_service import metrics
 from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
 from reward_service.errors import Overloaded
+from reward_service.extras import require_extra
 from reward_service.scorers import ScoreItem, Scorer, ScoreResult, describe_exception, scorer_class
 from reward_service.settings import Settings
 
@@ -72,7 +73,8 @@ class ScorerPool:
             if scorer is None:
                 scorer = cls(name, validated, self._settings)
                 started = time.perf_counter()
-                await scorer.load()
+                with require_extra(f"the scorer {name!r}"):
+                    await scorer.load()
                 logger.info("loaded scorer %s in %.2fs", name, time.perf_counter() - started)
                 self._scorers[pool_key] = scorer
             return scorer

@@ -175,3 +175,12 @@ def test_keys_commands_make_lines_the_service_accepts(tmp_path: Path) -> None:
     hashes.write_text(line + "\n")
     ring = KeyRing.from_settings(Settings(api_key_hashes_file=hashes))
     assert ring.identify(key) == "trainer-a" and ring.identify(key + "x") is None
+
+
+def test_score_in_process_without_the_extra_or_the_weights_says_what_to_do(tmp_path: Path) -> None:
+    args = ("score", "--profile", "unirg-stage1", "--reference", "No effusion.", "--candidate", "Effusion.")
+    no_extra = unirg(*args, without=MODELS_EXTRA)
+    assert no_extra.returncode == 1 and install_command("models") in no_extra.stdout, no_extra.stdout
+    no_weights = unirg(*args, env={"UNIRG_MODEL_CACHE_DIR": str(tmp_path)})
+    assert no_weights.returncode == 1, no_weights.stdout
+    assert "unirg models fetch" in no_weights.stdout and "Traceback" not in no_weights.stdout

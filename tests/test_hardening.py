@@ -7,6 +7,7 @@ Every case here answered a 5xx, a vague 400 or nothing useful before (issue 12);
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Iterator
 
@@ -272,3 +273,75 @@ def test_docs_page_loads_its_assets_from_the_service(service: str) -> None:
 def test_openrlhf_route_refuses_an_empty_batch_with_a_4xx(service: str) -> None:
     response = httpx.post(f"{service}/openrlhf/get_reward", json={"query": [], "labels": []}, headers=AUTH)
     assert response.status_code == 422 and "query is empty" in response.json()["detail"]
+
+
+# --- no input yields a 5xx ----------------------------------------------------------------------------------
+
+_ODD_VALUES = [
+    None,
+    True,
+    0,
+    -1,
+    10**30,
+    1.5,
+    "x",
+    "",
+    "\ud800",
+    "Large effusion\ud800.",
+    "a" * 30_000,
+    [],
+    {},
+    [1],
+    {"a": 1},
+]
+
+
+# Valid shapes with hostile text: a finding the scorers quote back in their details, next to a surrogate.
+_TEXTS = ["No effusion.", "Small left effusion.", "Large effusion\ud800.", "\udfff", "Cardiomegaly \ud83d."]
+
+
+def _random_body(rng: random.Random) -> dict[str, object]:
+    items = []
+    for _ in range(rng.randint(0, 3)):
+        item: dict[str, object] = {"reference": rng.choice(_TEXTS), "candidate": rng.choice(_TEXTS)}
+        for key in rng.sample(
+            ["id", "reference", "candidate", "prior_report", "context", "extra"], rng.randint(0, 2)
+        ):
+            item[key] = rng.choice([*_ODD_VALUES, {"indication": rng.choice(_ODD_VALUES)}])
+        items.append(item)
+    body: dict[str, object] = {"items": items}
+    for key in rng.sample(["profile", "return_details", "items", "unknown"], rng.randint(0, 2)):
+        body[key] = rng.choice(_ODD_VALUES)
+    return body
+
+
+async def test_random_bodies_never_get_a_5xx() -> None:
+    from reward_service.app import create_app
+    from reward_service.settings import Settings
+
+    app = create_app(Settings())
+    await app.state.engine.load_configured()
+    app.state.ready = True
+    rng = random.Random(12)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service", timeout=60) as client:
+        for _ in range(300):
+            if rng.random() < 0.7:
+                path, body = "/v1/score", _random_body(rng)
+            else:
+                path = "/openrlhf/get_reward"
+                body = {
+                    "query": [rng.choice(_ODD_VALUES) for _ in range(rng.randint(0, 2))],
+                    "labels": rng.choice([None, ["a"], [1], ["\ud800"], []]),
+                    "prompts": rng.choice([None, ["\ud800"], [""], "x"]),
+                }
+            # ensure_ascii keeps lone surrogates as \\ud800 escapes, as a client's JSON would carry them.
+            content = json.dumps(body, ensure_ascii=True).encode()
+            response = await client.post(path, content=content, headers={"content-type": "application/json"})
+            # 503 is the OpenRLHF route's answer for a batch none of whose samples could be scored.
+            assert response.status_code < 500 or (path != "/v1/score" and response.status_code == 503), (
+                path,
+                content[:300],
+                response.text[:300],
+            )
+    await app.state.engine.close()
