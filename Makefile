@@ -4,9 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build used on development machines and CI; point it at your CUDA build on a GPU host.
 TORCH_SPEC ?= torch==2.13.0
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# Not --quiet: a first install takes minutes, and pip's progress shows it is moving.
+PIP := $(BIN)/python -m pip install --disable-pip-version-check
 
-.PHONY: serve test install-service install-test redis lint bench
+.PHONY: serve test install-service install-models install-train install-test redis lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,10 @@ serve: install-service
 
 install-service: $(BIN)/python
 	$(PIP) -e .
+
+## The optional parts on top of the service: model scorers (`models`) or the trainer (`train`).
+install-models install-train: install-%: $(BIN)/python
+	$(PIP) "$(TORCH_SPEC)" -e ".[$*]"
 
 ## Install everything (torch first, so pip does not pick a CUDA build), start Redis, run the tests.
 test: install-test redis

@@ -17,6 +17,7 @@ from clients._errors import RewardRequestError, ServiceNotReadyError
 from clients._failures import FailureTracker
 from clients._models import ComponentScore, ItemResult, RewardItem, ScoreResult
 from clients._retry import describe_response, is_retryable_status, retry_options
+from clients._settings import AdapterSettings
 
 logger = logging.getLogger("clients")
 
@@ -62,11 +63,17 @@ class _ClientCore:
         self.failures = FailureTracker(self.config.failure_policy)
 
     def _client_options(self) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        key = self.config.api_key
+        if key is None and (configured := AdapterSettings().reward_api_key) is not None:
+            key = configured.get_secret_value()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         return {
             "base_url": self.base_url,
             "timeout": self.config.timeout,
             "limits": self.config.limits,
-            "headers": {"Accept": "application/json", **self.config.headers},
+            "headers": {**headers, **self.config.headers},
         }
 
     @staticmethod

@@ -81,6 +81,8 @@ class ClientConfig:
     """Chunks of one batch in flight at once (async client)."""
     headers: dict[str, str] = field(default_factory=dict)
     """Extra request headers, e.g. an ``Authorization`` header for a gateway in front of the service."""
+    api_key: str | None = None
+    """The service's API key (sent as ``Authorization: Bearer``); None reads ``UNIRG_REWARD_API_KEY``."""
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_concurrent_requests < 1:

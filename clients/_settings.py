@@ -7,7 +7,7 @@ service URL and profile come from the environment there (or from verl's ``reward
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,4 +23,9 @@ class AdapterSettings(BaseSettings):
     )
     reward_timeout: float = Field(
         300.0, description="Seconds an adapter waits for the service to become ready on first use."
+    )
+    reward_api_key: SecretStr | None = Field(
+        None,
+        description="API key sent as `Authorization: Bearer` to a service started with UNIRG_API_KEYS; "
+        "read by RewardClient, AsyncRewardClient, the TRL reward functions and the verl/OpenRLHF adapters.",
     )

@@ -49,7 +49,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     UNIRG_PORT=8000 \
     UNIRG_MODEL_CACHE_DIR=/models \
-    HF_HOME=/models/huggingface
+    HF_HOME=/models/huggingface \
+    UNIRG_DRAIN_TIMEOUT_S=8
 
 RUN groupadd --system --gid 10001 unirg \
     && useradd --system --uid 10001 --gid unirg --create-home --home-dir /home/unirg unirg \
@@ -71,4 +72,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=180s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('UNIRG_PORT', '8000'), timeout=4)"]
 
+# `docker stop` waits 10 s before SIGKILL: the 8 s drain (UNIRG_DRAIN_TIMEOUT_S) fits inside it. Raise both
+# together (`docker stop -t`, compose's stop_grace_period) for longer requests.
+STOPSIGNAL SIGTERM
 CMD ["unirg", "serve", "--host", "0.0.0.0"]

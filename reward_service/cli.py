@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import statistics
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,8 +21,9 @@ from rich.table import Table
 from reward_service.composite import ProfileError, load_profile, shipped_profiles
 from reward_service.evaluation.cli import EPILOG as EVAL_EPILOG
 from reward_service.evaluation.cli import eval_command
-from reward_service.models.cli import models_app
-from reward_service.scorers import ScoreItem
+from reward_service.extras import MissingExtraError, check_extra
+from reward_service.models.cli import missing_weights, models_app
+from reward_service.scorers import ScoreItem, ScorerKind, scorer_class
 from reward_service.settings import Settings
 from reward_service.text.cli import rules_app
 from trainer.cli import train as train_command
@@ -35,6 +37,10 @@ profiles_app = typer.Typer(help="List and show reward profiles.", no_args_is_hel
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(models_app, name="models")
 app.add_typer(rules_app, name="rules")
+keys_app = typer.Typer(
+    help="Make API keys for UNIRG_API_KEYS / UNIRG_API_KEY_HASHES_FILE.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
 app.command("train")(train_command)  # trainer/cli.py; imports TRL only when run
 app.command("eval", epilog=EVAL_EPILOG)(eval_command)  # reward_service/evaluation/cli.py
 console = Console()
@@ -54,10 +60,15 @@ def serve(
         str | None, typer.Option(help="debug, info, warning, error [UNIRG_LOG_LEVEL].")
     ] = None,
 ) -> None:
-    """Run the reward service (HTTP API on uvicorn) until interrupted."""
-    import uvicorn
+    """Run the reward service (HTTP API on uvicorn) until interrupted.
 
+    On SIGTERM or Ctrl-C it stops accepting connections, answers /readyz 503 and gives requests in flight
+    UNIRG_DRAIN_TIMEOUT_S seconds to finish. A profile that cannot load ends it with exit code 1 and the
+    reason. Set UNIRG_API_KEYS (or UNIRG_API_KEY_HASHES_FILE) before binding to anything but 127.0.0.1.
+    """
     from reward_service.app import create_app
+    from reward_service.auth import ApiKeyFileError
+    from reward_service.redaction import install_log_redaction
 
     overrides: dict[str, Any] = {
         "host": host,
@@ -70,25 +81,82 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()
     _check_profiles(settings)
-    application = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(application, host=settings.host, port=settings.port, log_level=settings.log_level)
-    )
+    try:
+        application = create_app(settings)
+    except ApiKeyFileError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
+    server = _draining_server(application, settings)
     server.run()
     if application.state.load_error:
-        console.print(f"[red]The service stopped: {application.state.load_error}")
+        console.print(f"[red]The service stopped: {application.state.load_error}", soft_wrap=True)
         raise typer.Exit(1)
 
 
+def _draining_server(application: Any, settings: Settings) -> Any:
+    """A uvicorn server that drains on shutdown and lets the app load its profiles once it listens."""
+    import uvicorn
+
+    from reward_service.app import begin_drain
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            begin_drain(application)
+            super().handle_exit(sig, frame)
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            application.state.serving.set()
+
+    serving = asyncio.Event()
+    server = DrainingServer(
+        uvicorn.Config(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),
+        )
+    )
+    application.state.serving = serving
+    application.state.stop_server = lambda: setattr(server, "should_exit", True)
+    return server
+
+
 def _check_profiles(settings: Settings) -> None:
-    """Fail before binding a port when a profile file is missing or invalid."""
+    """Fail before binding a port when a profile is missing or invalid (exit 2), or when it needs an extra
+    or model weights that are not installed (exit 1), naming everything that is missing at once."""
+    problems = []
     for name in [settings.profile, *settings.extra_profiles]:
         try:
-            load_profile(name)
+            profile = load_profile(name)
         except ProfileError as exc:
             console.print(f"[red]{exc}")
             raise typer.Exit(2) from None
+        try:
+            for component in profile.components:
+                if scorer_class(component.name).kind == ScorerKind.MODEL:
+                    check_extra("models", f"the {component.name} component")
+        except MissingExtraError as exc:
+            problems.append(f"profile {name!r}: {exc}")
+            continue
+        if not settings.model_download:
+            missing = missing_weights(name, settings)
+            if missing:
+                listed = "\n".join(f"  - {line}" for line in missing)
+                problems.append(
+                    f"profile {name!r} needs {len(missing)} model weight(s) that are not in "
+                    f"{settings.model_cache_dir}:\n{listed}\n"
+                    f"Fetch them with `unirg models fetch --profile {name}` (on a machine with hub access; copy "
+                    "the cache folder over for offline use), or start with UNIRG_MODEL_DOWNLOAD=true to "
+                    "download them at start-up."
+                )
+    if problems:
+        for problem in problems:
+            console.print(problem, style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(1)
 
 
 def _read_items(file: Path, candidates: Path | None, field: str) -> list[ScoreItem]:
@@ -124,8 +192,18 @@ def _read_items(file: Path, candidates: Path | None, field: str) -> list[ScoreIt
         console.print(
             f"[yellow]{len(missing)} studies have no candidate and are skipped (first: {missing[0]})"
         )
+    for source, studies in (("FILE", references), ("--candidates", generated)):
+        lacking = next((study for study, record in studies.items() if field not in record), None)
+        if lacking is not None:
+            fields = ", ".join(
+                sorted(key for key, value in studies[lacking].items() if isinstance(value, str))
+            )
+            raise typer.BadParameter(
+                f"study {lacking!r} in {source} has no field {field!r}; its text fields are: {fields}",
+                param_hint="--field",
+            )
     return [
-        ScoreItem(id=study, reference=references[study][field], candidate=generated[study][field])
+        ScoreItem(id=study, reference=references[study][field] or "", candidate=generated[study][field] or "")
         for study in references
         if study in generated
     ]
@@ -172,20 +250,25 @@ def score(
         finally:
             await engine.close()
 
+    from reward_service.models.hub import MissingWeightsError
+
     try:
         batch = asyncio.run(run())
     except ProfileError as exc:
         console.print(f"[red]{exc}")
         raise typer.Exit(2) from None
+    except (MissingExtraError, MissingWeightsError) as exc:
+        console.print(str(exc), style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(1) from None
     keys = [component.component_key for component in batch.profile.profile.components]
     table = Table(title=f"profile {batch.profile.profile.name} ({batch.profile.hash[:19]}…)")
-    table.add_column("id")
-    table.add_column("reward", justify="right")
-    for key in keys:
-        table.add_column(key, justify="right")
+    table.add_column("id", overflow="fold", min_width=4)
+    # Numbers and names are never cut: a narrow terminal gets a wider table instead (its lines wrap).
+    for key in ["reward", *keys]:
+        table.add_column(key, justify="right", min_width=len(key), no_wrap=True)
     for item in batch.items[:50]:
         row = [item.item.id, _fmt(item.composite.reward)]
-        row += [_fmt(item.components[key].score) for key in keys]
+        row += [_fmt(_score_of(item, key)) for key in keys]
         table.add_row(*row)
     if len(batch.items) > 50:
         table.add_row(f"… {len(batch.items) - 50} more", *([""] * (len(keys) + 1)))
@@ -193,9 +276,16 @@ def score(
     table.add_row(
         "mean",
         _fmt(_mean(item.composite.reward for item in batch.items)),
-        *[_fmt(_mean(item.components[key].score for item in batch.items)) for key in keys],
+        *[_fmt(_mean(_score_of(item, key) for item in batch.items)) for key in keys],
     )
-    console.print(table)
+    Console(width=max(console.width, _table_width(keys))).print(table)
+    unscored = [item for item in batch.items if not item.components]
+    if unscored:
+        console.print(
+            f"[yellow]{len(unscored)} item(s) not scored, e.g. {unscored[0].item.id}: "
+            f"{unscored[0].composite.errors[0]}",
+            soft_wrap=True,
+        )
     if output is not None:
         with output.open("w", encoding="utf-8") as handle:
             for item in batch.items:
@@ -215,6 +305,16 @@ def score(
                     + "\n"
                 )
         console.print(f"wrote {len(batch.items)} results to {output}")
+
+
+def _score_of(item: Any, key: str) -> float | None:
+    result = item.components.get(key)
+    return None if result is None else result.score
+
+
+def _table_width(keys: list[str]) -> int:
+    """Width that shows every column name of the score table whole (and ids of up to 12 characters)."""
+    return 12 + 3 + sum(max(len(key), 6) + 3 for key in ["reward", *keys]) + 1
 
 
 def _mean(values: Any) -> float | None:
@@ -252,6 +352,31 @@ def profiles_show(name: Annotated[str, typer.Argument(help="Shipped profile name
     console.print_json(profile.model_dump_json())
 
 
+@keys_app.command("new")
+def keys_new(
+    name: Annotated[str, typer.Option(help="Name the key's requests are counted under in /metrics.")] = "",
+) -> None:
+    """Make a random API key; print it (give it to the client) and its line for the hashes file."""
+    import secrets
+
+    from reward_service.auth import key_digest
+
+    key = secrets.token_urlsafe(32)
+    console.print(f"key (send as `Authorization: Bearer KEY`, or UNIRG_REWARD_API_KEY in clients): {key}")
+    console.print(f"line for UNIRG_API_KEY_HASHES_FILE: {key_digest(key)} {name}".rstrip(), soft_wrap=True)
+
+
+@keys_app.command("hash")
+def keys_hash(
+    key: Annotated[str, typer.Argument(help="An existing API key.")],
+    name: Annotated[str, typer.Option(help="Name the key's requests are counted under in /metrics.")] = "",
+) -> None:
+    """Print the UNIRG_API_KEY_HASHES_FILE line of an existing key (its sha256 and a name)."""
+    from reward_service.auth import key_digest
+
+    print(f"{key_digest(key)} {name}".rstrip())
+
+
 @app.command("settings")
 def settings_table(
     markdown: Annotated[
@@ -269,7 +394,11 @@ def settings_table(
         for variable, default, meaning in rows:
             print(f"| `{variable}` | `{default}` | {meaning} |")
         return
-    table = Table("variable", "default", "meaning")
+    table = Table()
+    # Variable names whole (they are what a user types); the meaning wraps.
+    table.add_column("variable", no_wrap=True, min_width=max(len(variable) for variable, _, _ in rows))
+    table.add_column("default", overflow="fold", max_width=14)
+    table.add_column("meaning", overflow="fold", min_width=20)
     for row in rows:
         table.add_row(*row)
     console.print(table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,10 +19,19 @@ from typing import Any
 from reward_service import metrics
 from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
 from reward_service.errors import Overloaded
+from reward_service.extras import require_extra
 from reward_service.scorers import ScoreItem, Scorer, ScoreResult, describe_exception, scorer_class
 from reward_service.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+#: A UTF-16 surrogate on its own (JSON allows ``"\\ud800"``): not text, cannot be encoded as UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, so that it can be echoed back."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 @dataclass(slots=True)
@@ -63,7 +73,8 @@ class ScorerPool:
             if scorer is None:
                 scorer = cls(name, validated, self._settings)
                 started = time.perf_counter()
-                await scorer.load()
+                with require_extra(f"the scorer {name!r}"):
+                    await scorer.load()
                 logger.info("loaded scorer %s in %.2fs", name, time.perf_counter() - started)
                 self._scorers[pool_key] = scorer
             return scorer
@@ -114,11 +125,50 @@ class RewardEngine:
             raise KeyError(name)
         return self.profiles[name]
 
+    def problem(self, item: ScoreItem) -> str | None:
+        """Why ``item`` cannot be scored (it then gets a null reward alone), or None when it can."""
+        limit = self.settings.max_report_chars
+        if len(item.candidate) > limit:
+            return (
+                f"candidate has {len(item.candidate)} characters, over the limit of {limit} "
+                "(UNIRG_MAX_REPORT_CHARS); not scored"
+            )
+        texts = [("id", item.id), ("reference", item.reference), ("candidate", item.candidate)]
+        texts.append(("prior_report", item.prior_report or ""))
+        for key, value in item.context.items():
+            name = f"context.{without_surrogates(key)}"
+            texts += [(f"the key of {name}", key), (name, value)]
+        for field_name, text in texts:
+            found = _LONE_SURROGATE.search(text)
+            if found:
+                return (
+                    f"{field_name} holds a lone UTF-16 surrogate (U+{ord(found.group()):04X} at character "
+                    f"{found.start()}), which is not valid Unicode text; not scored"
+                )
+        if not item.reference.strip():
+            return "reference is empty: there is nothing to compare the candidate with; not scored"
+        return None
+
     async def score(self, items: Sequence[ScoreItem], profile_name: str | None = None) -> BatchReward:
+        """Score ``items``; one that cannot be scored (see :meth:`problem`) gets a null reward alone."""
         loaded = self.resolve(profile_name)
         started = time.perf_counter()
-        if not items:
-            return BatchReward(loaded, [])
+        problems = {index: reason for index, item in enumerate(items) if (reason := self.problem(item))}
+        scorable = [item for index, item in enumerate(items) if index not in problems]
+        batch = await self._score_scorable(loaded, scorable) if scorable else BatchReward(loaded, [])
+        if problems:
+            scored = iter(batch.items)
+            batch.items = [
+                ItemReward(item, CompositeReward(None, {}, [problems[index]]), {})
+                if index in problems
+                else next(scored)
+                for index, item in enumerate(items)
+            ]
+        batch.total_seconds = time.perf_counter() - started
+        return batch
+
+    async def _score_scorable(self, loaded: LoadedProfile, items: Sequence[ScoreItem]) -> BatchReward:
+        started = time.perf_counter()
         results: dict[str, list[ScoreResult]] = {}
         seconds: dict[str, float] = {}
         for layer in loaded.profile.dependency_layers():

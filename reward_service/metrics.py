@@ -88,3 +88,11 @@ JUDGE_INJECTION_FLAGS = Counter(
     "Candidates flagged for instruction-like content, by pattern.",
     ["flag"],
 )
+
+# --- authentication (reward_service/auth.py) --------------------------------------------------------
+REQUESTS_BY_KEY = Counter(
+    "unirg_requests_by_key_total", "Authenticated requests by API key name (never the key itself).", ["key"]
+)
+AUTH_FAILURES = Counter(
+    "unirg_auth_failures_total", "Requests refused with 401: missing, malformed or invalid key.", ["reason"]
+)

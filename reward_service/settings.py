@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -24,6 +24,28 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the service binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the service listens on.")
     log_level: str = Field("info", description="Log level of the service and uvicorn.")
+    drain_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="On SIGTERM the service stops accepting connections, answers /readyz 503 and gives "
+        "requests in flight this many seconds to finish before it cancels them; keep it below the "
+        "container's stop grace period.",
+    )
+
+    # --- authentication ------------------------------------------------------------------------
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="API keys clients must send as `Authorization: Bearer KEY` (comma-separated); with "
+        "neither this nor `UNIRG_API_KEY_HASHES_FILE` set, the service needs no key.",
+    )
+    api_key_hashes_file: Path | None = Field(
+        None,
+        description="File of accepted keys as sha256 hex digests, one per line, each optionally followed "
+        "by a name shown in /metrics (`unirg keys hash` prints a key's line); `#` starts a comment.",
+    )
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without an API key (for a Prometheus scraper inside the network)."
+    )
 
     # --- profiles ------------------------------------------------------------------------------
     profile: str = Field(
@@ -40,6 +62,15 @@ class Settings(BaseSettings):
     max_items_per_request: int = Field(1024, ge=1, description="Most items one /v1/score request may hold.")
     max_report_chars: int = Field(
         20_000, ge=1, description="Most characters in one reference, candidate or prior report."
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes in one request body, checked before it is read; larger bodies get 413.",
+    )
+    max_context_keys: int = Field(32, ge=0, description="Most keys in one item's `context`.")
+    max_context_value_chars: int = Field(
+        4000, ge=1, description="Most characters in one `context` value (e.g. an indication)."
     )
     max_concurrent_requests: int = Field(
         256,
@@ -156,7 +187,13 @@ class Settings(BaseSettings):
         description="Consecutive failed judge calls that open the circuit breaker (calls then fail fast).",
     )
     judge_breaker_reset_s: float = Field(
-        30.0, gt=0, description="Seconds an open breaker waits before letting a trial call through."
+        1.0,
+        gt=0,
+        description="Seconds an open breaker first waits before letting trial calls through (half-open); "
+        "each failed trial doubles the wait, up to `UNIRG_JUDGE_BREAKER_RESET_MAX_S`.",
+    )
+    judge_breaker_reset_max_s: float = Field(
+        30.0, gt=0, description="Longest wait of an open judge breaker between trials, seconds."
     )
     judge_max_report_chars: int = Field(
         6000, ge=100, description="Reports longer than this are truncated in the judge prompt (flagged)."
@@ -180,6 +217,14 @@ class Settings(BaseSettings):
     judge_cache_lru_size: int = Field(
         100_000, ge=0, description="Entries of the in-process LRU used when `UNIRG_REDIS_URL` is unset."
     )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        # One variable, comma-separated: easier to write in a shell or an .env file than a JSON list.
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

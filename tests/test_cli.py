@@ -116,7 +116,7 @@ def test_profiles_list_and_show() -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in ([], ["serve"], ["score"], ["profiles"], ["settings"]):
+    for command in ([], ["serve"], ["score"], ["profiles"], ["settings"], ["keys"], ["keys", "new"]):
         result = unirg(*command, "--help")
         assert result.returncode == 0, (command, result.stderr)
         assert "Usage" in result.stdout

@@ -106,12 +106,16 @@ def _compose_config(
 
 
 def _settings_env_names() -> set[str]:
-    prefix = Settings.model_config.get("env_prefix", "")
+    """The variables of the service's settings and of the clients' (e.g. UNIRG_REWARD_API_KEY)."""
+    from clients._settings import AdapterSettings
+
     names = set()
-    for name, field in Settings.model_fields.items():
-        names.add(f"{prefix}{name}".upper())
-        if isinstance(field.validation_alias, str):
-            names.add(field.validation_alias.upper())
+    for settings in (Settings, AdapterSettings):
+        prefix = settings.model_config.get("env_prefix", "")
+        for name, field in settings.model_fields.items():
+            names.add(f"{prefix}{name}".upper())
+            if isinstance(field.validation_alias, str):
+                names.add(field.validation_alias.upper())
     return names
 
 
@@ -620,3 +624,15 @@ def test_referenced_cli_commands_exist(full_config: dict[str, Any]) -> None:
         group = root.commands[command]
         if hasattr(group, "commands"):
             assert sub in group.commands, f"`unirg {command} {sub}` is not a command"
+
+
+def test_stop_grace_periods_outlast_the_drain(full_config: dict[str, Any]) -> None:
+    """SIGKILL must not cut requests the service is still allowed to finish (issue 12: 80 items lost)."""
+    service = full_config["services"]["reward-service"]
+    drain = float(service["environment"]["UNIRG_DRAIN_TIMEOUT_S"])
+    grace = service["stop_grace_period"]
+    grace_s = float(re.fullmatch(r"(\d+(?:\.\d+)?)s", grace)[1]) if isinstance(grace, str) else grace / 1e9
+    assert grace_s > drain + 5, (grace, drain)
+    dockerfile = SERVICE_DOCKERFILE.read_text(encoding="utf-8")
+    image_drain = float(re.search(r"UNIRG_DRAIN_TIMEOUT_S=(\d+(?:\.\d+)?)", dockerfile)[1])
+    assert image_drain < 10, "the image's drain must fit inside `docker stop`'s default 10 s"

@@ -407,3 +407,38 @@ def test_transformers_backend_renders_for_greens_from_value_template(tiny_causal
     prompt = build_prompt("green", REFERENCE, BENIGN, max_chars=6000)
     rendered = backend._render(prompt)
     assert rendered == f"<|user|>\n{prompt.messages[0]['content']}{tokenizer.eos_token}<|assistant|>"
+
+
+# --- circuit breaker: half-open trials, a reset that starts short and backs off ---------------------------
+
+
+async def test_breaker_reset_starts_short_backs_off_on_failed_trials_and_resets_on_success() -> None:
+    from reward_service.judge.breaker import CircuitBreaker, CircuitOpenError
+
+    breaker = CircuitBreaker("test-backoff", threshold=2, reset_s=0.05, max_reset_s=0.2)
+
+    async def call(fail: bool) -> None:
+        async with breaker.guard():
+            if fail:
+                raise RuntimeError("judge down")
+
+    async def wait_and_fail_trial() -> None:
+        await asyncio.sleep(breaker.reset_s + 0.02)
+        with pytest.raises(RuntimeError):
+            await call(fail=True)  # the breaker let the trial through (half-open), and it failed
+
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            await call(fail=True)
+    assert breaker.state == "opened" and breaker.reset_s == 0.05
+    with pytest.raises(CircuitOpenError):
+        await call(fail=False)  # open: not attempted
+    await wait_and_fail_trial()
+    assert breaker.state == "opened" and breaker.reset_s == pytest.approx(0.1)
+    await wait_and_fail_trial()
+    assert breaker.reset_s == pytest.approx(0.2)
+    await wait_and_fail_trial()
+    assert breaker.reset_s == pytest.approx(0.2)  # capped at max_reset_s
+    await asyncio.sleep(breaker.reset_s + 0.02)
+    await call(fail=False)
+    assert breaker.state == "closed" and breaker.reset_s == pytest.approx(0.05)

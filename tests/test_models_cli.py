@@ -49,8 +49,8 @@ def test_check_reports_present_and_missing_weights(model_cache: Path, tmp_path: 
 def test_fetch_offline_says_what_failed(tmp_path: Path) -> None:
     result = unirg("models", "fetch", "-p", "radcliq-v1", "--cache-dir", str(tmp_path / "cache"))
     assert result.returncode == 1
-    assert "distilroberta-base" in result.stdout and "failed" in result.stdout
-    assert "could not be fetched" in result.stdout
+    assert "cannot fetch" in result.stdout and "distilroberta-base" in result.stdout
+    assert "HF_HUB_OFFLINE is set" in result.stdout
 
 
 def test_fetch_keeps_present_weights_and_local_paths(model_cache: Path, tmp_path: Path) -> None:

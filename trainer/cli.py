@@ -26,6 +26,30 @@ console = Console()
 __all__ = ["train"]
 
 
+#: The configs shipped with the trainer, named as a command run from the checkout reaches them.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def _shipped_configs() -> list[str]:
+    root = Path.cwd()
+    found = sorted(CONFIG_DIR.glob("*.yaml"))
+    return [str(path.relative_to(root)) if path.is_relative_to(root) else str(path) for path in found]
+
+
+def _example_config() -> str:
+    return next((path for path in _shipped_configs() if path.endswith("tiny-grpo-stage1.yaml")), "FILE.yaml")
+
+
+def _require_train_extra() -> None:
+    from reward_service.extras import MissingExtraError, check_extra
+
+    try:
+        check_extra("train", "`unirg train`")
+    except MissingExtraError as exc:
+        console.print(str(exc), style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(1) from None
+
+
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     overrides = {}
     for pair in pairs:
@@ -107,12 +131,15 @@ def train(
     """
     from rich.logging import RichHandler
 
+    _require_train_extra()
     if show_options:
         _show_options()
         return
     if config is None:
         raise typer.BadParameter(
-            "give a config file, e.g. --config configs/unirg-tiny-grpo.yaml", param_hint="-c"
+            f"give a config file, e.g. --config {_example_config()} (all shipped configs: "
+            f"{', '.join(_shipped_configs())})",
+            param_hint="-c",
         )
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per reward request drowns the metrics

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from reward_service.engine import RewardEngine
+from reward_service.errors import NotReady
+from reward_service.load import LoadMeter
 from reward_service.settings import Settings
 
 
@@ -23,6 +25,17 @@ def get_settings_from_app(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_load(request: Request) -> LoadMeter:
+    return request.app.state.load
+
+
+def refuse_while_draining(request: Request) -> None:
+    """New scoring work is refused once shutdown began; work in flight is finished."""
+    if request.app.state.draining:
+        raise NotReady("the service is shutting down; retry against another replica or after the restart")
+
+
 EngineDep = Annotated[RewardEngine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 RequestGateDep = Annotated[asyncio.Semaphore, Depends(get_request_gate)]
+LoadDep = Annotated[LoadMeter, Depends(get_load)]

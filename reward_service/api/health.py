@@ -19,14 +19,21 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready once every configured profile's scorers are loaded; 503 before that or if loading failed."""
+    """Ready once every configured profile's scorers are loaded; 503 before that, if loading failed, or
+    while the service drains on shutdown (so load balancers stop sending it work)."""
     state = request.app.state
-    body: dict[str, Any] = {"ready": state.ready}
+    ready = state.ready and not state.draining
+    body: dict[str, Any] = {"ready": ready}
+    if not getattr(request.state, "authenticated", True):
+        # API keys are on and none was sent: the status for health checks, no details.
+        return JSONResponse(body, status_code=200 if ready else 503)
+    if state.draining:
+        body["draining"] = True
     if state.load_error:
         body["error"] = state.load_error
     if state.ready:
         body.update(state.engine.readiness())
-    return JSONResponse(body, status_code=200 if state.ready else 503)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", include_in_schema=False)

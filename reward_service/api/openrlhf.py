@@ -8,12 +8,12 @@ tokens included), ``prompts`` and ``labels`` (reference reports); the answer car
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from clients import RewardClientError
 from clients.openrlhf import openrlhf_outputs, response_from_query
-from reward_service.api.deps import EngineDep, RequestGateDep, SettingsDep
+from reward_service.api.deps import EngineDep, LoadDep, RequestGateDep, SettingsDep, refuse_while_draining
 from reward_service.api.schemas import ErrorResponse, ScoreRequest, ScoreRequestItem
 from reward_service.api.score import score_request
 
@@ -44,20 +44,27 @@ class OpenRLHFResponse(BaseModel):
         404: {"model": ErrorResponse, "description": "The profile is not loaded."},
         422: {"model": ErrorResponse, "description": "Missing labels or lists of different lengths."},
         429: {"model": ErrorResponse, "description": "The service is full; retry after Retry-After seconds."},
-        503: {"model": ErrorResponse, "description": "No sample of the batch could be scored."},
+        503: {
+            "model": ErrorResponse,
+            "description": "No sample could be scored, profiles are still loading, or the service is draining.",
+        },
     },
+    dependencies=[Depends(refuse_while_draining)],
 )
 async def get_reward(
     request: OpenRLHFRequest,
     engine: EngineDep,
     settings: SettingsDep,
     gate: RequestGateDep,
+    load: LoadDep,
     profile: str | None = Query(
         None, description="Profile to score with; the service's default when absent."
     ),
 ) -> OpenRLHFResponse:
     """Score an OpenRLHF batch: strip each prompt from its query, score the response against its label."""
     count = len(request.query)
+    if count == 0:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "query is empty: send at least one sample")
     if request.labels is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -77,7 +84,7 @@ async def get_reward(
         )
     ]
     scored = await score_request(
-        ScoreRequest(profile=profile, items=items, return_details=False), engine, settings, gate
+        ScoreRequest(profile=profile, items=items, return_details=False), engine, settings, gate, load
     )
     rewards = [item.reward for item in scored.items]
     keys = dict.fromkeys(key for item in scored.items for key in item.components)

@@ -23,7 +23,7 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     profile: str | None = Field(None, description="Profile name; the service's default profile when absent.")
-    items: list[ScoreRequestItem] = Field(description="Report pairs to score.")
+    items: list[ScoreRequestItem] = Field(min_length=1, description="Report pairs to score.")
     return_details: bool = Field(True, description="Include each component's details.")
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 
 from reward_service import metrics
-from reward_service.api.deps import EngineDep, RequestGateDep, SettingsDep
+from reward_service.api.deps import EngineDep, LoadDep, RequestGateDep, SettingsDep, refuse_while_draining
 from reward_service.api.schemas import (
     ComponentScore,
     ErrorResponse,
@@ -16,8 +16,9 @@ from reward_service.api.schemas import (
     ScoreResponse,
     Timings,
 )
-from reward_service.engine import BatchReward, RewardEngine
-from reward_service.errors import Overloaded
+from reward_service.engine import BatchReward, RewardEngine, without_surrogates
+from reward_service.errors import NotReady, Overloaded
+from reward_service.load import LoadMeter
 from reward_service.scorers import ScoreItem
 from reward_service.settings import Settings
 
@@ -37,8 +38,6 @@ class ServiceFull(Overloaded):
 def check_request(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> None:
     """Refuse what cannot be scored as a whole, with a message that says what to fix."""
     count = len(request.items)
-    if count == 0:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "items is empty: send at least one item")
     if count > settings.max_items_per_request:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
@@ -48,6 +47,10 @@ def check_request(request: ScoreRequest, engine: RewardEngine, settings: Setting
     try:
         engine.resolve(request.profile)
     except KeyError:
+        if not engine.profiles:
+            raise NotReady(
+                "the service is still loading its profiles (see /readyz); retry after the Retry-After delay"
+            ) from None
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"profile {request.profile!r} is not loaded; loaded profiles: {', '.join(sorted(engine.profiles))} "
@@ -63,6 +66,24 @@ def check_request(request: ScoreRequest, engine: RewardEngine, settings: Setting
                     f"items[{index}].{field_name} has {len(text)} characters, over the limit of {limit} "
                     "(UNIRG_MAX_REPORT_CHARS): shorten it or raise the limit",
                 )
+        _check_context(index, item.context, settings)
+
+
+def _check_context(index: int, context: dict[str, str], settings: Settings) -> None:
+    if len(context) > settings.max_context_keys:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"items[{index}].context has {len(context)} keys, over the limit of {settings.max_context_keys} "
+            "(UNIRG_MAX_CONTEXT_KEYS): send only the fields the profile reads (e.g. indication, comparison)",
+        )
+    limit = settings.max_context_value_chars
+    for key, value in context.items():
+        if len(value) > limit or len(key) > limit:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"items[{index}].context.{without_surrogates(key)[:40]} has {max(len(value), len(key))} "
+                f"characters, over the limit of {limit} (UNIRG_MAX_CONTEXT_VALUE_CHARS): shorten it",
+            )
 
 
 def build_response(batch: BatchReward, return_details: bool) -> list[ScoredItem]:
@@ -95,27 +116,34 @@ def build_response(batch: BatchReward, return_details: bool) -> list[ScoredItem]
     "/v1/score",
     response_model=ScoreResponse,
     responses={
+        401: {"model": ErrorResponse, "description": "API keys are on and the request has no valid key."},
         404: {"model": ErrorResponse, "description": "The profile is not loaded."},
-        413: {"model": ErrorResponse, "description": "Too many items in one request."},
-        422: {"model": ErrorResponse, "description": "Malformed request or a report over the length limit."},
+        413: {"model": ErrorResponse, "description": "Too many items, or a body over UNIRG_MAX_BODY_BYTES."},
+        422: {"model": ErrorResponse, "description": "Malformed request or a field over its length limit."},
         429: {"model": ErrorResponse, "description": "The service is full; retry after Retry-After seconds."},
+        503: {"model": ErrorResponse, "description": "Profiles still loading, or the service is draining."},
     },
+    dependencies=[Depends(refuse_while_draining)],
 )
 async def score(
-    request: ScoreRequest, engine: EngineDep, settings: SettingsDep, gate: RequestGateDep
+    request: ScoreRequest, engine: EngineDep, settings: SettingsDep, gate: RequestGateDep, load: LoadDep
 ) -> Response:
     """Score report pairs with a profile's composite reward.
 
     A candidate longer than ``UNIRG_MAX_REPORT_CHARS`` is not scored: that item alone gets a null reward
     and an error, since it comes from the policy under training and must not fail its neighbours.
     """
-    scored = await score_request(request, engine, settings, gate)
+    scored = await score_request(request, engine, settings, gate, load)
     # Serialised by pydantic-core directly: returning the model would make FastAPI validate it again.
     return Response(scored.model_dump_json(), media_type="application/json")
 
 
 async def score_request(
-    request: ScoreRequest, engine: RewardEngine, settings: Settings, gate: asyncio.Semaphore
+    request: ScoreRequest,
+    engine: RewardEngine,
+    settings: Settings,
+    gate: asyncio.Semaphore,
+    load: LoadMeter,
 ) -> ScoreResponse:
     """What ``POST /v1/score`` computes, for every route that scores (OpenRLHF's too)."""
     check_request(request, engine, settings)
@@ -123,40 +151,31 @@ async def score_request(
         raise ServiceFull(settings.max_concurrent_requests)
     async with gate:
         metrics.IN_FLIGHT.inc()
+        load.started(len(request.items))
         try:
-            return await _score(request, engine, settings)
+            return await _score(request, engine)
         finally:
+            load.finished(len(request.items))
             metrics.IN_FLIGHT.dec()
 
 
-async def _score(request: ScoreRequest, engine: RewardEngine, settings: Settings) -> ScoreResponse:
-    limit = settings.max_report_chars
-    items: list[ScoreItem] = []
-    oversize: dict[int, str] = {}
-    for index, raw in enumerate(request.items):
-        item_id = raw.id if raw.id is not None else str(index)
-        if len(raw.candidate) > limit:
-            oversize[index] = (
-                f"candidate has {len(raw.candidate)} characters, over the limit of {limit} "
-                "(UNIRG_MAX_REPORT_CHARS); not scored"
-            )
-            continue
-        items.append(ScoreItem(item_id, raw.reference, raw.candidate, raw.prior_report, raw.context))
+async def _score(request: ScoreRequest, engine: RewardEngine) -> ScoreResponse:
+    items = [
+        # The id is echoed back, so it must be encodable; the engine refuses the item's other bad text.
+        ScoreItem(
+            without_surrogates(raw.id) if raw.id is not None else str(index),
+            raw.reference,
+            raw.candidate,
+            raw.prior_report,
+            raw.context,
+        )
+        for index, raw in enumerate(request.items)
+    ]
     batch = await engine.score(items, request.profile)
-    scored = iter(build_response(batch, request.return_details) if items else [])
-    response_items = []
-    for index, raw in enumerate(request.items):
-        if index in oversize:
-            item_id = raw.id if raw.id is not None else str(index)
-            response_items.append(
-                ScoredItem(id=item_id, reward=None, components={}, errors=[oversize[index]])
-            )
-        else:
-            response_items.append(next(scored))
     return ScoreResponse(
         profile=batch.profile.profile.name,
         profile_hash=batch.profile.hash,
-        items=response_items,
+        items=build_response(batch, request.return_details),
         timings=Timings(
             total_ms=batch.total_seconds * 1000,
             components_ms={key: seconds * 1000 for key, seconds in batch.component_seconds.items()},

@@ -31,6 +31,7 @@ from tenacity.wait import wait_random_exponential
 from reward_service import metrics
 from reward_service.judge.breaker import CircuitBreaker, CircuitOpenError
 from reward_service.judge.prompts import JudgePrompt
+from reward_service.redaction import redact_text, redact_url
 from reward_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class OpenAIChatBackend(JudgeBackend):
             f"judge:{settings.judge_model}",
             threshold=settings.judge_breaker_threshold,
             reset_s=settings.judge_breaker_reset_s,
+            max_reset_s=settings.judge_breaker_reset_max_s,
             exclude=[_RateLimitedError, _StructuredOutputRejectedError, JudgeConfigError],
         )
         self.last_error: str | None = None
@@ -235,7 +237,7 @@ class OpenAIChatBackend(JudgeBackend):
                 metrics.JUDGE_CALLS.labels(outcome="transport_error").inc()
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 raise _RetryableError(
-                    f"cannot reach the judge at {self.base_url}: {self.last_error}"
+                    f"cannot reach the judge at {redact_url(self.base_url)}: {redact_text(self.last_error)}"
                 ) from exc
             finally:
                 metrics.JUDGE_IN_FLIGHT.dec()
@@ -281,10 +283,10 @@ class OpenAIChatBackend(JudgeBackend):
     def readiness(self) -> dict[str, Any]:
         return {
             **super().readiness(),
-            "base_url": self.base_url,
+            "base_url": redact_url(self.base_url),
             "concurrency": self.settings.judge_concurrency,
             "breaker": self.breaker.readiness(),
-            "last_error": self.last_error,
+            "last_error": redact_text(self.last_error) if self.last_error else None,
         }
 
 

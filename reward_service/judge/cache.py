@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from reward_service import metrics
 from reward_service.judge.breaker import CircuitBreaker, CircuitOpenError
+from reward_service.redaction import redact_text, redact_url
 from reward_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ T = TypeVar("T")
 def cache_key(namespace: str, payload: Mapping[str, Any]) -> str:
     """``namespace:sha256(canonical JSON of payload)``: equal payloads give equal keys on every replica."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"{namespace}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+    # surrogatepass: a lone surrogate in a candidate still gets a key (its own) instead of failing the batch.
+    return f"{namespace}:{hashlib.sha256(canonical.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
 class VerdictCache(ABC):
@@ -102,17 +104,6 @@ class LruVerdictCache(VerdictCache):
 
     def readiness(self) -> dict[str, Any]:
         return {"kind": self.kind, "entries": len(self._entries), "max_entries": self._max_entries}
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password, for logs and ``/readyz``."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 #: Consecutive Redis failures after which Redis is bypassed for ``judge_cache_retry_s``: a dead Redis
@@ -218,7 +209,7 @@ class RedisVerdictCache(VerdictCache):
             "available": self.available and self._breaker.state == "closed",
             "breaker": self._breaker.state,
             "errors": self.errors,
-            "last_error": self.last_error,
+            "last_error": redact_text(self.last_error) if self.last_error else None,
         }
 
 

@@ -12,9 +12,11 @@ prompt:
    (``<|im_end|>``, ``[INST]``, ``</s>``...) would be parsed as real special tokens by many
    serving stacks and could end the user turn at the token level; their ``<`` and ``[`` are
    rewritten so they tokenize as plain text.
-3. **Instruction-like content is flagged.** Patterns such as "ignore previous instructions",
-   "report 0 errors", role prefixes or a judge-shaped answer are reported per item (the scorer can
-   subtract a penalty); the system prompt also tells the judge that report text is data.
+3. **Instruction-like content is flagged** (:mod:`reward_service.judge.injection`): patterns such as
+   "ignore previous instructions", "report 0 errors", role prefixes or a judge-shaped answer, in
+   several languages and matched after Unicode normalisation (homoglyphs, fullwidth letters), are
+   reported per item and cost the score ``injection_penalty``; the system prompt also tells the judge
+   that report text is data.
 
 Prompt texts are versioned: any change to the wording must bump the prompt id, which is part of the
 cache key and of the profile hash.
@@ -27,6 +29,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from reward_service.judge.injection import CHAT_MARKUP, FENCE_RUN, detect_injection
 
 Style = Literal["chexprompt", "green"]
 
@@ -122,84 +126,13 @@ that the two reports share (matched findings).
 
 # --- safety ---------------------------------------------------------------------------------------
 
-_FENCE_RUN = re.compile(r"<{3,}|>{3,}")
-# Shapes of chat-template special tokens of common model families (ChatML, Llama 2/3, Gemma, Phi, Mistral).
-_CHAT_MARKUP = re.compile(
-    r"<\|[^<>|\n]{1,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>|<\|?(?:begin|end)_of_text\|?>",
-    re.IGNORECASE,
-)
-_INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
-    "ignore_instructions": re.compile(
-        r"\b(?:ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}?"
-        r"\b(?:instructions?|prompts?|rules|guidelines|above|previous|prior|system|everything)\b",
-        re.IGNORECASE,
-    ),
-    "score_request": re.compile(
-        r"\b(?:report|output|return|answer|say|give|assign|count|write|respond)\b[^.\n]{0,40}?"
-        r"\b(?:0|zero|no|none)\s+(?:clinically\s+)?(?:significant\s+|insignificant\s+)?errors?\b"
-        r"|\b(?:score|grade|rate)\b[^.\n]{0,20}?\b(?:perfect|100\s*%|1\.0|maximum)\b",
-        re.IGNORECASE,
-    ),
-    "role_play": re.compile(
-        r"\byou\s+are\s+now\b|\bact\s+as\b|\bsystem\s+prompt\b|\bnew\s+instructions?\b"
-        r"|\bjailbreak\b|\bdeveloper\s+mode\b|^\s*(?:system|assistant|user)\s*:",
-        re.IGNORECASE | re.MULTILINE,
-    ),
-    "answer_format": re.compile(
-        r"\bclinically[_ ](?:in)?significant(?:[_ ]errors)?\b\W{0,4}\s*[:=\[{(]"
-        r"|\[\s*(?:matched findings|explanation|clinically (?:in)?significant errors)\s*\]"
-        r"|\{\s*\"[A-Za-z_]+\"\s*:",
-        re.IGNORECASE,
-    ),
-    "judge_address": re.compile(
-        r"\b(?:dear|attention|note\s+to(?:\s+the)?)\s+(?:judge|evaluator|grader|model|ai|assistant)\b"
-        r"|\b(?:as\s+the|to\s+the)\s+(?:judge|evaluator|grader)\b",
-        re.IGNORECASE,
-    ),
-}
-
-
-# Words without which a pattern cannot match: a substring test on them skips most regex scans, which
-# keeps detection cheap on ordinary reports (this runs for every item, cached or not).
-_TRIGGERS: dict[str, tuple[str, ...]] = {
-    "ignore_instructions": ("ignore", "disregard", "forget", "override", "bypass"),
-    "score_request": ("error", "score", "grade", "rate"),
-    "role_play": (
-        "you are",
-        "act as",
-        "system",
-        "instruction",
-        "jailbreak",
-        "developer",
-        "assistant",
-        "user",
-    ),
-    "answer_format": ("clinically", "[", "{"),
-    "judge_address": ("judge", "evaluator", "grader"),
-}
-
-
-def detect_injection(text: str) -> list[str]:
-    """Names of the instruction-like patterns found in ``text`` (empty when it reads like a report)."""
-    lowered = text.lower()
-    flags = [
-        name
-        for name, pattern in _INJECTION_PATTERNS.items()
-        if any(trigger in lowered for trigger in _TRIGGERS[name]) and pattern.search(text)
-    ]
-    if ("<<<" in text or ">>>" in text) and _FENCE_RUN.search(text):
-        flags.append("delimiter")
-    if ("<" in text or "[" in text) and _CHAT_MARKUP.search(text):
-        flags.append("chat_markup")
-    return flags
-
 
 def neutralize(text: str) -> str:
     """``text`` with fence runs and chat-template markup rewritten so neither can act as structure."""
     if "<" not in text and ">" not in text and "[" not in text:
         return text
-    text = _CHAT_MARKUP.sub(lambda m: m.group(0).replace("<", "‹").replace("[", "⟦"), text)
-    return _FENCE_RUN.sub(lambda m: ("‹" if m.group(0)[0] == "<" else "›") * len(m.group(0)), text)
+    text = CHAT_MARKUP.sub(lambda m: m.group(0).replace("<", "‹").replace("[", "⟦"), text)
+    return FENCE_RUN.sub(lambda m: ("‹" if m.group(0)[0] == "<" else "›") * len(m.group(0)), text)
 
 
 def cap_length(text: str, max_chars: int) -> tuple[str, bool]:

@@ -8,6 +8,7 @@ and ``unirg serve`` finds everything there. ``check`` needs no network.
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reward_service.composite import ProfileError, load_profile, shipped_profiles
+from reward_service.extras import MissingExtraError, check_extra
 from reward_service.models.hub import (
     MODEL_FILE_PATTERNS,
     MissingWeightsError,
@@ -110,6 +112,38 @@ def _present(weight: Weight, settings: Settings) -> tuple[bool, str]:
         return False, str(exc)
 
 
+def missing_weights(profile_name: str, settings: Settings) -> list[str]:
+    """One line per weight of the profile that is not available offline (empty when all are present)."""
+    return [
+        f"{weight.what}: {weight.spec} ({where})"
+        for weight in weights_of(profile_name, settings)
+        for present, where in [_present(weight, settings)]
+        if not present
+    ]
+
+
+#: Seconds to wait for the hub's first answer before `fetch` says it cannot be reached.
+HUB_PROBE_TIMEOUT_S = 5.0
+
+
+def hub_unreachable_reason() -> str | None:
+    """Why the Hugging Face hub cannot be used from here, or None when it answers.
+
+    One short request instead of huggingface_hub's retries: offline, those take most of a minute per
+    weight before failing with a message that does not say the network is the problem.
+    """
+    import httpx
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set, so nothing may be downloaded (unset it on a machine with hub access)"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        httpx.head(f"{endpoint}/api/models", timeout=HUB_PROBE_TIMEOUT_S)
+    except httpx.TransportError as exc:
+        return f"the Hugging Face hub at {endpoint} cannot be reached ({type(exc).__name__}: {exc})"
+    return None
+
+
 def _fetch(weight: Weight, settings: Settings) -> str:
     from huggingface_hub import hf_hub_download, snapshot_download
 
@@ -186,6 +220,14 @@ def _collect(
     return settings, rows
 
 
+def _require_models_extra(command: str) -> None:
+    try:
+        check_extra("models", command)
+    except MissingExtraError as exc:
+        console.print(str(exc), style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(1) from None
+
+
 @models_app.command()
 def fetch(
     profile: ProfileOption = None, cache_dir: CacheOption = None, radgraph: RadGraphOption = None
@@ -195,7 +237,18 @@ def fetch(
     Needs hub access. Example: `unirg models fetch -p unirg-stage1 --radgraph radgraph-xl --cache-dir
     /models`, then run the service with UNIRG_MODEL_CACHE_DIR=/models.
     """
+    _require_models_extra("`unirg models fetch`")
     settings, rows = _collect(profile, cache_dir, radgraph)
+    missing = [(name, weight) for name, weight in rows if not _present(weight, settings)[0]]
+    if missing and (reason := hub_unreachable_reason()):
+        listed = ", ".join(weight.spec for _, weight in missing)
+        console.print(
+            f"[red]cannot fetch {len(missing)} missing weight(s) ({listed}): {reason}.[/red]\n"
+            "Run `unirg models fetch` where the hub (or an HF_ENDPOINT mirror) is reachable and copy "
+            f"{settings.model_cache_dir} here, or point the profile's options at local paths.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     failures = 0
     for name, weight in rows:
         console.print(f"[bold]{weight.what}[/] {weight.spec} ({name})")
@@ -205,7 +258,7 @@ def fetch(
             failures += 1
             console.print(f"  [red]failed: {type(exc).__name__}: {exc}")
     if failures:
-        console.print(f"[red]{failures} weight(s) could not be fetched (is the Hugging Face hub reachable?)")
+        console.print(f"[red]{failures} weight(s) could not be fetched; the reasons are above")
         raise typer.Exit(1)
     console.print(f"[green]all weights present in {settings.model_cache_dir}")
 
@@ -215,6 +268,7 @@ def check(
     profile: ProfileOption = None, cache_dir: CacheOption = None, radgraph: RadGraphOption = None
 ) -> None:
     """Report which weights the profiles need and whether each is present locally (no network)."""
+    _require_models_extra("`unirg models check`")
     settings, rows = _collect(profile, cache_dir, radgraph)
     table = Table(title=f"Model weights (cache: {settings.model_cache_dir})")
     for column in ("profile", "weight", "source", "status", "location"):

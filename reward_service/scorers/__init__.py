@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
+from reward_service.extras import require_extra
 from reward_service.scorers.base import (
     RuleScorer,
     ScoreItem,
@@ -49,7 +50,8 @@ def scorer_class(name: str) -> type[Scorer]:
     except KeyError:
         raise UnknownScorerError(name) from None
     module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    with require_extra(f"the scorer {name!r}"):
+        return getattr(importlib.import_module(module_name), class_name)
 
 
 __all__ = [

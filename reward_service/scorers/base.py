@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -99,15 +100,26 @@ class Scorer(ABC):
         """Score every item; ``upstream`` maps each key in ``requires`` to that component's results."""
 
 
+#: One thread for every rule scorer's large batches: pure-Python work holds the GIL, so more threads would
+#: add no throughput, only more threads for the event loop to wait behind before it can answer anything.
+_RULE_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unirg-rules")
+
+
 class RuleScorer(Scorer):
-    """A deterministic, CPU-cheap scorer that scores one item at a time on the event loop."""
+    """A deterministic, CPU-cheap scorer that scores one item at a time.
+
+    Small batches are scored on the event loop (a thread hop would cost more than the work); larger ones
+    in a worker thread, so that one request of long reports cannot hold up ``/healthz`` and every other
+    request. The cut is by text length, since that is what the work grows with, not item count: a few
+    thousand characters take about a millisecond, about what handing the batch to a thread costs.
+    """
 
     kind = ScorerKind.RULE
     #: True for scorers that read the report-analysis rule files (reward_service/rules/): their hash
     #: is then part of the fingerprint, so editing a rule changes profile_hash.
     reads_report_rules: ClassVar[bool] = False
-    #: Batches larger than this are scored in a worker thread so the event loop stays responsive.
-    inline_batch_limit: ClassVar[int] = 256
+    #: Batches with more characters than this (references and candidates together) go to a worker thread.
+    inline_char_limit: ClassVar[int] = 4_000
 
     def fingerprint(self) -> dict[str, Any]:
         if not self.reads_report_rules:
@@ -132,6 +144,6 @@ class RuleScorer(Scorer):
     async def score_batch(
         self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
     ) -> list[ScoreResult]:
-        if len(items) <= self.inline_batch_limit:
+        if sum(len(item.reference) + len(item.candidate) for item in items) <= self.inline_char_limit:
             return self.score_items(items)
-        return await asyncio.to_thread(self.score_items, items)
+        return await asyncio.get_running_loop().run_in_executor(_RULE_EXECUTOR, self.score_items, items)

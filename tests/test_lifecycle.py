@@ -1,0 +1,180 @@
+"""Start-up, readiness, draining on shutdown, the event loop under load and Retry-After.
+
+In-process tests drive the real app through ``httpx.ASGITransport``; the shutdown and start-up failure
+tests run a real ``unirg serve`` and signal it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from live_service import launch_service
+
+from reward_service.app import begin_drain, create_app
+from reward_service.load import MAX_RETRY_AFTER_S, MIN_RETRY_AFTER_S, LoadMeter
+from reward_service.settings import Settings
+
+REFERENCE = "Small left pleural effusion. No pneumothorax."
+ITEM = {"reference": REFERENCE, "candidate": REFERENCE}
+# Long, varied reports: a request of these takes seconds of CPU in the rule scorers.
+LONG_REPORT = " ".join(
+    f"Finding {n}: small left pleural effusion with adjacent atelectasis, no pneumothorax."
+    for n in range(200)
+)
+
+
+@pytest.fixture
+async def app_client() -> AsyncIterator[tuple[object, httpx.AsyncClient]]:
+    app = create_app(Settings(max_concurrent_requests=1))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        yield app, client
+    await app.state.engine.close()
+
+
+async def test_score_before_the_profiles_load_is_503_with_retry_after(app_client) -> None:
+    _app, client = app_client
+    response = await client.post("/v1/score", json={"items": [ITEM]})
+    assert response.status_code == 503
+    assert "still loading its profiles" in response.json()["detail"]
+    assert int(response.headers["retry-after"]) >= 1
+    assert (await client.get("/readyz")).status_code == 503
+
+
+async def test_draining_turns_readiness_503_and_refuses_new_work(app_client) -> None:
+    app, client = app_client
+    await app.state.engine.load_configured()
+    app.state.ready = True
+    assert (await client.get("/readyz")).status_code == 200
+    begin_drain(app)
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["draining"] is True
+    response = await client.post("/v1/score", json={"items": [ITEM]})
+    assert response.status_code == 503 and "shutting down" in response.json()["detail"]
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_long_batch_is_scored_off_the_event_loop(app_client) -> None:
+    app, client = app_client
+    await app.state.engine.load_configured()
+    app.state.ready = True
+    items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(64)]
+    scoring = asyncio.create_task(client.post("/v1/score", json={"items": items}))
+    while not app.state.load.items_in_flight:
+        await asyncio.sleep(0.001)
+    health = await client.get("/healthz")
+    # Scored on the event loop, the batch would finish before /healthz could even be read.
+    assert health.status_code == 200 and not scoring.done()
+    assert (await scoring).status_code == 200
+
+
+async def test_full_service_answers_429_with_retry_after_from_the_load(app_client) -> None:
+    app, client = app_client
+    await app.state.engine.load_configured()
+    app.state.ready = True
+    meter: LoadMeter = app.state.load
+    for _ in range(3):  # a recent pace of about 2 items per second
+        meter.started(1)
+        meter.finished(1)
+    items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(40)]
+    first = asyncio.create_task(client.post("/v1/score", json={"items": items}))
+    while not meter.items_in_flight:
+        await asyncio.sleep(0.001)
+    refused = await client.post("/v1/score", json={"items": [ITEM]})
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) == meter.retry_after_s() > 1
+    assert (await first).status_code == 200
+
+
+def test_retry_after_follows_backlog_and_pace() -> None:
+    meter = LoadMeter(window_s=30)
+    assert meter.retry_after_s() == MIN_RETRY_AFTER_S
+    meter.started(10)
+    meter.finished(10)  # 10 items within the first second of the window
+    assert meter.retry_after_s(backlog=10) == 1
+    assert meter.retry_after_s(backlog=100) == 10
+    assert meter.retry_after_s(backlog=10_000) == MAX_RETRY_AFTER_S
+
+
+# --- a real process -----------------------------------------------------------------------------------
+
+
+def test_sigterm_mid_request_finishes_it_and_exits_cleanly(tmp_path: Path) -> None:
+    service = launch_service(tmp_path, env={"UNIRG_DRAIN_TIMEOUT_S": "30"})
+    items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(128)]
+    outcome: dict[str, httpx.Response | BaseException] = {}
+
+    def send() -> None:
+        try:
+            outcome["response"] = httpx.post(
+                f"{service.base_url}/v1/score", json={"items": items}, timeout=120
+            )
+        except BaseException as exc:  # reported by the assertion below
+            outcome["response"] = exc
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.monotonic() + 30
+    while "unirg_requests_in_flight 1.0" not in httpx.get(f"{service.base_url}/metrics").text:
+        assert time.monotonic() < deadline, "the request never got in flight"
+        time.sleep(0.01)
+    service.process.send_signal(signal.SIGTERM)
+    sender.join(timeout=120)
+    response = outcome["response"]
+    assert isinstance(response, httpx.Response), response
+    assert response.status_code == 200 and len(response.json()["items"]) == 128
+    # uvicorn ends by re-raising the signal it was stopped with, as process managers expect.
+    assert service.process.wait(timeout=60) == -signal.SIGTERM
+
+
+def test_profile_that_fails_to_load_exits_1_with_the_reason_last(tmp_path: Path) -> None:
+    # The judge profile loads only with UNIRG_JUDGE_BASE_URL and UNIRG_JUDGE_MODEL set.
+    result = subprocess.run(
+        [sys.executable, "-m", "reward_service", "serve", "--port", "0", "--profile", "judge-chexprompt"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream, in the order things were written
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    output = result.stdout.strip()
+    assert result.returncode == 1, output
+    last = output.splitlines()[-1]
+    assert "The service stopped" in last and "UNIRG_JUDGE_BASE_URL" in last
+
+
+def test_drain_timeout_bounds_shutdown_when_work_outlasts_it(tmp_path: Path) -> None:
+    """A request longer than UNIRG_DRAIN_TIMEOUT_S is cut so the process ends within its grace period."""
+    service = launch_service(tmp_path, env={"UNIRG_DRAIN_TIMEOUT_S": "1"})
+    # About 5 s of scoring on this machine: far longer than the 1 s drain.
+    items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(400)]
+    outcome: dict[str, object] = {}
+
+    def send() -> None:
+        try:
+            outcome["response"] = httpx.post(
+                f"{service.base_url}/v1/score", json={"items": items}, timeout=120
+            )
+        except httpx.TransportError as exc:
+            outcome["response"] = exc
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.monotonic() + 30
+    while "unirg_requests_in_flight 1.0" not in httpx.get(f"{service.base_url}/metrics").text:
+        assert time.monotonic() < deadline, "the request never got in flight"
+        time.sleep(0.01)
+    service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(timeout=60) == -signal.SIGTERM
+    sender.join(timeout=120)
+    assert not isinstance(outcome["response"], httpx.Response), "the request outlasting the drain was not cut"
