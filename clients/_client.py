@@ -370,7 +370,6 @@ class AsyncRewardClient(_ClientCore):
     ) -> None:
         super().__init__(base_url, profile=profile, config=config)
         self._http = httpx.AsyncClient(transport=transport, **self._client_options())
-        self._gate = asyncio.Semaphore(self.config.max_concurrent_requests)
 
     async def __aenter__(self) -> Self:
         return self
@@ -402,20 +401,28 @@ class AsyncRewardClient(_ClientCore):
         """Score :class:`RewardItem` objects (or dicts with the same fields)."""
         normalised = self._normalise(items)
         chunks = self._chunks(normalised)
+        # Per call, not per client: many one-sample calls at once (verl's Reward Loop) must not queue
+        # behind each other here; the connection pool (config.limits) bounds the client as a whole.
+        gate = asyncio.Semaphore(self.config.max_concurrent_requests)
         offsets = [index * self.config.max_batch_size for index in range(len(chunks))]
         results = await asyncio.gather(
             *(
-                self._score_chunk(chunk, offset, profile, return_details)
+                self._score_chunk(chunk, offset, profile, return_details, gate)
                 for chunk, offset in zip(chunks, offsets, strict=True)
             )
         )
         return self._assemble([part for parts in results for part in parts])
 
     async def _score_chunk(
-        self, chunk: list[RewardItem], offset: int, profile: str | None, return_details: bool
+        self,
+        chunk: list[RewardItem],
+        offset: int,
+        profile: str | None,
+        return_details: bool,
+        gate: asyncio.Semaphore,
     ) -> list[tuple[str | None, str | None, list[ItemResult]]]:
         payload = self._payload(chunk, offset, profile, return_details)
-        async with self._gate:
+        async with gate:
             try:
                 outcome: httpx.Response | BaseException = await AsyncRetrying(
                     **retry_options(self.config.retry)
@@ -426,8 +433,8 @@ class AsyncRewardClient(_ClientCore):
         if isinstance(interpreted, _Split):
             half = len(chunk) // 2
             first, second = await asyncio.gather(
-                self._score_chunk(chunk[:half], offset, profile, return_details),
-                self._score_chunk(chunk[half:], offset + half, profile, return_details),
+                self._score_chunk(chunk[:half], offset, profile, return_details, gate),
+                self._score_chunk(chunk[half:], offset + half, profile, return_details, gate),
             )
             return first + second
         return [interpreted]

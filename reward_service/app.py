@@ -11,16 +11,16 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from reward_service import metrics
 from reward_service.api import health, openrlhf, profiles, score
+from reward_service.api.timing import RequestMetrics
 from reward_service.engine import RewardEngine
 from reward_service.errors import Overloaded
 from reward_service.settings import Settings, get_settings
@@ -94,16 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)}
         )
 
-    @app.middleware("http")
-    async def _count_requests(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        elapsed = time.perf_counter() - started
-        metrics.REQUESTS.labels(route=path, status=str(response.status_code)).inc()
-        metrics.REQUEST_LATENCY.labels(route=path).observe(elapsed)
-        response.headers["X-Process-Time-Ms"] = f"{elapsed * 1000:.2f}"
-        return response
+    app.add_middleware(RequestMetrics)
 
     return app
