@@ -5,8 +5,12 @@ TRL and verl's batch manager send whole batches. This bench sends the same pairs
 service and prints both throughputs and their ratio (batched / per-sample; 1.0 means the per-sample
 path costs nothing extra):
 
-* **per-sample**: 64 concurrent tasks, each sending one item per request through one pooled
-  :class:`clients.AsyncRewardClient` (64 connections), the shape of a verl reward worker;
+* **per-sample, our client**: 64 concurrent tasks, each scoring one item per call through one
+  :class:`clients.AsyncRewardClient`, the shape of a verl Reward Loop worker (the client merges the
+  calls of one event-loop turn into one request);
+* **per-sample, plain HTTP**: 64 concurrent tasks, each posting one-item requests over its own
+  keep-alive connection with aiohttp (a light HTTP client, so the bench measures the service), the
+  shape of slime's ``--rm-url`` and OpenRLHF's agent executor: the service merges these;
 * **batched** (the peer): one client sending 64-item requests one after the other.
 
 Profiles: ``default`` (rule-based) and a model profile, BERTScore on a tiny random-weight encoder built
@@ -60,7 +64,9 @@ def fresh_items(reports: list[str], count: int, seed: int) -> list[RewardItem]:
         reference, candidate = rng.sample(reports, 2)
         number = next(_fresh)
         items.append(
-            RewardItem(reference=f"{reference} Study {2 * number}.", candidate=f"{candidate} Study {2 * number + 1}.")
+            RewardItem(
+                reference=f"{reference} Study {2 * number}.", candidate=f"{candidate} Study {2 * number + 1}."
+            )
         )
     return items
 
@@ -94,6 +100,36 @@ async def per_sample(base_url: str, items: list[RewardItem]) -> float:
     return elapsed
 
 
+async def plain_http(base_url: str, items: list[RewardItem]) -> float:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(base_url, connector=connector) as session:
+
+        async def post(item: RewardItem) -> dict:
+            async with session.post("/v1/score", json={"items": [item.to_json()]}) as response:
+                if response.status != 200:
+                    raise SystemExit(f"HTTP {response.status}: {await response.text()}")
+                return await response.json()
+
+        await asyncio.gather(*(post(item) for item in items[:CONCURRENCY]))
+        queue = iter(items)
+        unscored = 0
+
+        async def worker() -> None:
+            nonlocal unscored
+            for item in queue:
+                body = await post(item)
+                unscored += body["items"][0]["reward"] is None
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    if unscored:
+        raise SystemExit(f"{unscored} items went unscored in the plain-HTTP phase")
+    return elapsed
+
+
 async def batched(base_url: str, items: list[RewardItem]) -> float:
     async with client(base_url) as reward_client:
         await reward_client.score_items(items[:BATCH])
@@ -107,15 +143,17 @@ async def batched(base_url: str, items: list[RewardItem]) -> float:
     return elapsed
 
 
-def measure(base_url: str, reports: list[str], count: int, rounds: int) -> tuple[float, float]:
-    """Best items/s of each shape over ``rounds`` alternating rounds."""
-    best_single, best_batched = 0.0, 0.0
+SHAPES = {"client": per_sample, "plain": plain_http, "batched": batched}
+
+
+def measure(base_url: str, reports: list[str], count: int, rounds: int) -> dict[str, float]:
+    """Best items/s of each shape over ``rounds`` rounds, the shapes alternating within a round."""
+    best = dict.fromkeys(SHAPES, 0.0)
     for round_number in range(rounds):
-        single_items = fresh_items(reports, count, seed=2 * round_number)
-        batch_items = fresh_items(reports, count, seed=2 * round_number + 1)
-        best_single = max(best_single, count / asyncio.run(per_sample(base_url, single_items)))
-        best_batched = max(best_batched, count / asyncio.run(batched(base_url, batch_items)))
-    return best_single, best_batched
+        for index, (shape, run) in enumerate(SHAPES.items()):
+            items = fresh_items(reports, count, seed=len(SHAPES) * round_number + index)
+            best[shape] = max(best[shape], count / asyncio.run(run(base_url, items)))
+    return best
 
 
 def model_profile(workdir: Path) -> Path:
@@ -129,10 +167,16 @@ def model_profile(workdir: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
+    )
     parser.add_argument("--items", type=int, default=1024, help="Pairs per phase (default 1024).")
-    parser.add_argument("--rounds", type=int, default=2, help="Alternating rounds; the best is kept (default 2).")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="Alternating rounds; the best is kept (default 2)."
+    )
     parser.add_argument(
         "--only", choices=("default", "model"), help="Measure one profile only (default: both)."
     )
@@ -152,12 +196,14 @@ def main() -> None:
         for label, profile in profiles:
             service = launch_service(workdir, profile, env={"UNIRG_DEVICE": "cpu"}, ready_timeout=300)
             try:
-                single, batch = measure(service.base_url, reports, args.items, args.rounds)
+                best = measure(service.base_url, reports, args.items, args.rounds)
             finally:
                 service.stop()
-            print(f"{label}: per-sample {single:.0f}/s, batched {batch:.0f}/s", file=sys.stderr)
-            rows.append((label, single, batch))
-    print(f"## One sample per request vs 64-item requests (bench/bench_per_sample.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n")
+            print(f"{label}: {best}", file=sys.stderr)
+            rows.append((label, best))
+    print(
+        f"## One sample per request vs 64-item requests (bench/bench_per_sample.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
+    )
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load_start:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end, Python {platform.python_version()}. One `unirg serve`, the bench "
@@ -165,10 +211,17 @@ def main() -> None:
         f"{args.rounds} alternating rounds. Command: `python bench/bench_per_sample.py --items {args.items} "
         f"--rounds {args.rounds}`.\n"
     )
-    print(f"| profile | per-sample: {CONCURRENCY} concurrent 1-item requests, items/s | batched: {BATCH}-item requests, items/s | batched / per-sample |")
-    print("| --- | ---: | ---: | ---: |")
-    for label, single, batch in rows:
-        print(f"| {label} | {single:,.0f} | {batch:,.0f} | {batch / single:.2f}x |")
+    print(
+        f"| profile | batched: {BATCH}-item requests | per-sample, our client ({CONCURRENCY} tasks) | "
+        f"batched / client | per-sample, plain HTTP ({CONCURRENCY} connections) | batched / plain HTTP |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for label, best in rows:
+        print(
+            f"| {label} | {best['batched']:,.0f} | {best['client']:,.0f} | {best['batched'] / best['client']:.2f}x | "
+            f"{best['plain']:,.0f} | {best['batched'] / best['plain']:.2f}x |"
+        )
+    print("\nItems per second, best round.")
 
 
 if __name__ == "__main__":

@@ -6,15 +6,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import httpx
 from tenacity import AsyncRetrying, Retrying
 
 from clients._config import DEFAULT_CLIENT_CONFIG, ClientConfig
-from clients._errors import RewardRequestError, ServiceNotReadyError
+from clients._errors import FailureRateExceededError, RewardRequestError, ServiceNotReadyError
 from clients._failures import FailureTracker
+from clients._merging import CallMerger
 from clients._models import ComponentScore, ItemResult, RewardItem, ScoreResult
 from clients._retry import describe_response, is_retryable_status, retry_options
 
@@ -370,6 +371,9 @@ class AsyncRewardClient(_ClientCore):
     ) -> None:
         super().__init__(base_url, profile=profile, config=config)
         self._http = httpx.AsyncClient(transport=transport, **self._client_options())
+        self._merger: CallMerger[tuple[str | None, bool], RewardItem, ScoreResult] = CallMerger(
+            self._score_merged, self.config.max_batch_size
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -398,8 +402,20 @@ class AsyncRewardClient(_ClientCore):
     async def score_items(
         self, items: Sequence[ItemLike], *, profile: str | None = None, return_details: bool = True
     ) -> ScoreResult:
-        """Score :class:`RewardItem` objects (or dicts with the same fields)."""
+        """Score :class:`RewardItem` objects (or dicts with the same fields).
+
+        Calls smaller than ``config.max_batch_size`` made in the same event-loop turn (one task per
+        sample, as in verl's Reward Loop) are sent together as one request and each gets its own
+        result, so one sample per call costs about what a batch does.
+        """
         normalised = self._normalise(items)
+        if len(normalised) >= self.config.max_batch_size:
+            return await self._score_batch(normalised, profile, return_details)
+        return await self._merger.submit((profile, return_details), normalised)
+
+    async def _score_batch(
+        self, normalised: list[RewardItem], profile: str | None, return_details: bool
+    ) -> ScoreResult:
         chunks = self._chunks(normalised)
         # Per call, not per client: many one-sample calls at once (verl's Reward Loop) must not queue
         # behind each other here; the connection pool (config.limits) bounds the client as a whole.
@@ -412,6 +428,41 @@ class AsyncRewardClient(_ClientCore):
             )
         )
         return self._assemble([part for parts in results for part in parts])
+
+    async def _score_merged(
+        self, key: tuple[str | None, bool], calls: list[Sequence[RewardItem]]
+    ) -> list[ScoreResult | BaseException]:
+        profile, return_details = key
+        if len(calls) == 1:
+            return [await self._score_batch(list(calls[0]), profile, return_details)]
+        merged = [item for items in calls for item in items]
+        try:
+            parts = await self._score_chunk(merged, 0, profile, return_details, asyncio.Semaphore(1))
+        except RewardRequestError:
+            # A refused request (one caller's over-long reference) must not fail the other callers.
+            return await asyncio.gather(
+                *(self._score_batch(list(items), profile, return_details) for items in calls),
+                return_exceptions=True,
+            )
+        name = next((part_name for part_name, _, _ in parts if part_name is not None), None)
+        digests = {digest for _, digest, _ in parts if digest is not None}
+        scored = [item for _, _, part_items in parts for item in part_items]
+        outcomes: list[ScoreResult | BaseException] = []
+        offset = 0
+        for items in calls:
+            own = [
+                # Items without an id are numbered within their own call, not the merged request.
+                result if item.id is not None else replace(result, id=str(index))
+                for index, (item, result) in enumerate(
+                    zip(items, scored[offset : offset + len(items)], strict=True)
+                )
+            ]
+            offset += len(items)
+            try:
+                outcomes.append(self._assemble([(name, min(digests) if digests else None, own)]))
+            except FailureRateExceededError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     async def _score_chunk(
         self,

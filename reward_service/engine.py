@@ -5,8 +5,8 @@ BERTScore on the same model hold one model and one batcher. Components of a prof
 concurrently, layer by layer when one reads another's results (RadCliQ reads its four features).
 
 Score calls for one profile that arrive in the same event-loop turn are merged into one batch
-(:class:`RequestMerger`): trainers that send one sample per request (verl's Reward Loop, OpenRLHF's
-agent executor, slime) then cost the scorers what one batched request would.
+(:class:`clients._merging.CallMerger`): trainers that send one sample per request (verl's Reward
+Loop, OpenRLHF's agent executor, slime) then cost the scorers what one batched request would.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients._merging import CallMerger
 from reward_service import metrics
 from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
 from reward_service.errors import Overloaded
@@ -84,88 +85,6 @@ class ScorerPool:
         self._scorers.clear()
 
 
-@dataclass(slots=True)
-class _Waiting:
-    items: Sequence[ScoreItem]
-    future: asyncio.Future[BatchReward]
-
-
-class RequestMerger:
-    """Merges the score calls of one profile made in the same event-loop turn into one batch.
-
-    The first call of a turn schedules a flush for the next turn; every call made until then joins
-    it. No timer is involved: while the scorers hold the loop (rule scorers) or await a model batch,
-    the requests that arrive meanwhile are parsed together on the next turn and merge by themselves,
-    and a lone request waits one loop turn at most. Each merged batch runs as its own task, so slow
-    batches (a judge call) never hold back the next. A merged batch holds at most ``max_items``.
-    Scorers score every item on its own (model inputs are padded per length bucket), so an item's
-    numbers do not depend on what it was merged with.
-    """
-
-    def __init__(self, run: Callable[[list[ScoreItem]], Awaitable[BatchReward]], max_items: int) -> None:
-        self._run = run
-        self._max_items = max_items
-        self._waiting: list[_Waiting] = []
-        self._flush_loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def score(self, items: Sequence[ScoreItem]) -> BatchReward:
-        loop = asyncio.get_running_loop()
-        if self._flush_loop is not loop:
-            # Nothing scheduled on this loop (a closed loop may have left callers behind: drop them).
-            self._waiting = []
-            self._flush_loop = loop
-            loop.call_soon(self._flush)
-        waiting = _Waiting(items, loop.create_future())
-        self._waiting.append(waiting)
-        return await waiting.future
-
-    def _flush(self) -> None:
-        self._flush_loop = None
-        group: list[_Waiting] = []
-        size = 0
-        for waiting in self._waiting:
-            if group and size + len(waiting.items) > self._max_items:
-                self._start(group)
-                group, size = [], 0
-            group.append(waiting)
-            size += len(waiting.items)
-        self._waiting = []
-        if group:
-            self._start(group)
-
-    def _start(self, group: list[_Waiting]) -> None:
-        task = asyncio.ensure_future(self._score_group(group))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _score_group(self, group: list[_Waiting]) -> None:
-        live = [waiting for waiting in group if not waiting.future.done()]  # drop disconnected callers
-        if not live:
-            return
-        try:
-            batch = await self._run([item for waiting in live for item in waiting.items])
-        except BaseException as exc:  # Overloaded, shutdown: every merged request answers the same
-            for waiting in live:
-                if waiting.future.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    waiting.future.cancel()
-                else:
-                    waiting.future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        offset = 0
-        for waiting in live:
-            part = batch.items[offset : offset + len(waiting.items)]
-            offset += len(waiting.items)
-            if not waiting.future.done():
-                waiting.future.set_result(
-                    BatchReward(batch.profile, part, batch.component_seconds, batch.total_seconds)
-                )
-
-
 class RewardEngine:
     """Holds the loaded profiles; ``score`` is the whole of what ``POST /v1/score`` computes."""
 
@@ -174,7 +93,11 @@ class RewardEngine:
         self.pool = ScorerPool(settings)
         self.profiles: dict[str, LoadedProfile] = {}
         self.default_profile: str | None = None
-        self._mergers: dict[str, RequestMerger] = {}
+        # Keyed by profile name. Scorers score every item on its own (model inputs are padded per
+        # length bucket), so an item's numbers do not depend on what it was merged with.
+        self._merger: CallMerger[str, ScoreItem, BatchReward] = CallMerger(
+            self._score_merged, settings.max_items_per_request
+        )
 
     async def load(self, name_or_path: str, *, default: bool = False) -> LoadedProfile:
         profile = load_profile(name_or_path)
@@ -209,15 +132,16 @@ class RewardEngine:
         loaded = self.resolve(profile_name)
         if not items:
             return BatchReward(loaded, [])
-        name = loaded.profile.name
-        merger = self._mergers.get(name)
-        if merger is None:
-            merger = RequestMerger(
-                lambda merged: self._score_now(merged, self.resolve(name)),
-                self.settings.max_items_per_request,
-            )
-            self._mergers[name] = merger
-        return await merger.score(items)
+        return await self._merger.submit(loaded.profile.name, items)
+
+    async def _score_merged(self, name: str, calls: list[Sequence[ScoreItem]]) -> list[BatchReward]:
+        batch = await self._score_now([item for items in calls for item in items], self.resolve(name))
+        parts, offset = [], 0
+        for items in calls:
+            part = batch.items[offset : offset + len(items)]
+            parts.append(BatchReward(batch.profile, part, batch.component_seconds, batch.total_seconds))
+            offset += len(items)
+        return parts
 
     async def _score_now(self, items: Sequence[ScoreItem], loaded: LoadedProfile) -> BatchReward:
         started = time.perf_counter()
