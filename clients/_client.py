@@ -17,6 +17,7 @@ from clients._errors import FailureRateExceededError, RewardRequestError, Servic
 from clients._failures import FailureTracker
 from clients._merging import CallMerger
 from clients._models import ComponentScore, ItemResult, RewardItem, ScoreResult
+from clients._replicas import Replica, ReplicaSet
 from clients._retry import describe_response, is_retryable_status, retry_options
 
 logger = logging.getLogger("clients")
@@ -56,15 +57,24 @@ class _Split:
 class _ClientCore:
     """What the sync and async clients share: payloads, chunking, parsing and failure accounting."""
 
-    def __init__(self, base_url: str, *, profile: str | None, config: ClientConfig | None) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(
+        self, base_url: str | Sequence[str], *, profile: str | None, config: ClientConfig | None
+    ) -> None:
         self.profile = profile
         self.config = config or DEFAULT_CLIENT_CONFIG
+        self.replicas = ReplicaSet(base_url, self.config.replicas)
+        self.base_url = ",".join(self.replicas.urls)
         self.failures = FailureTracker(self.config.failure_policy)
 
+    def _record(self, replica: Replica, response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            self.replicas.failed(replica)
+        else:
+            self.replicas.succeeded(replica)
+
     def _client_options(self) -> dict[str, Any]:
+        # No base_url: each request names the replica it goes to.
         return {
-            "base_url": self.base_url,
             "timeout": self.config.timeout,
             "limits": self.config.limits,
             "headers": {"Accept": "application/json", **self.config.headers},
@@ -208,6 +218,24 @@ class _ClientCore:
             ),
         )
 
+    def _ready_answer(
+        self, answers: Sequence[tuple[Replica, httpx.Response | None, str | None]]
+    ) -> tuple[bool, str, dict[str, Any]]:
+        """Ready when any replica is; replicas that are not sit out until they answer well."""
+        verdicts = []
+        for replica, response, error in answers:
+            ready, status, body = self._readiness(response, error)
+            if ready:
+                self.replicas.succeeded(replica)
+            else:
+                self.replicas.failed(replica)
+            verdicts.append((ready, status if len(answers) == 1 else f"{replica.url}: {status}", body))
+        for verdict in verdicts:
+            if verdict[0]:
+                return verdict
+        failed_start = next((v for v in verdicts if v[2].get("error")), None)
+        return failed_start or (False, "; ".join(v[1] for v in verdicts), {})
+
     @staticmethod
     def _readiness(response: httpx.Response | None, error: str | None) -> tuple[bool, str, dict[str, Any]]:
         if response is None:
@@ -253,7 +281,7 @@ class RewardClient(_ClientCore):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         profile: str | None = None,
         config: ClientConfig | None = None,
@@ -261,6 +289,18 @@ class RewardClient(_ClientCore):
     ) -> None:
         super().__init__(base_url, profile=profile, config=config)
         self._http = httpx.Client(transport=transport, **self._client_options())
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One attempt, on the replica with the fewest requests in flight."""
+        replica = self.replicas.pick()
+        with self.replicas.in_flight(replica):
+            try:
+                response = self._http.request(method, replica.url + path, **kwargs)
+            except httpx.TransportError:
+                self.replicas.failed(replica)
+                raise
+        self._record(replica, response)
+        return response
 
     def __enter__(self) -> Self:
         return self
@@ -304,7 +344,7 @@ class RewardClient(_ClientCore):
         payload = self._payload(chunk, offset, profile, return_details)
         try:
             outcome: httpx.Response | BaseException = Retrying(**retry_options(self.config.retry))(
-                self._http.post, "/v1/score", json=payload
+                self._send, "POST", "/v1/score", json=payload
             )
         except httpx.TransportError as exc:
             outcome = exc
@@ -324,11 +364,14 @@ class RewardClient(_ClientCore):
         """
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                response, error = self._http.get("/readyz"), None
-            except httpx.TransportError as exc:
-                response, error = None, f"{type(exc).__name__}: {exc}"
-            ready, status, body = self._readiness(response, error)
+            answers = []
+            for replica in self.replicas.replicas:
+                try:
+                    response, error = self._http.get(replica.url + "/readyz"), None
+                except httpx.TransportError as exc:
+                    response, error = None, f"{type(exc).__name__}: {exc}"
+                answers.append((replica, response, error))
+            ready, status, body = self._ready_answer(answers)
             if ready:
                 return body
             if body.get("error"):
@@ -342,7 +385,7 @@ class RewardClient(_ClientCore):
     def profile_info(self, profile: str | None = None) -> ProfileInfo:
         """The definition of ``profile`` (default: the client's, else the service's default profile)."""
         name = profile or self.profile or self.wait_until_ready(timeout=0).get("default_profile")
-        response = self._http.get(f"/v1/profiles/{name}")
+        response = self._send("GET", f"/v1/profiles/{name}")
         if not response.is_success:
             raise RewardRequestError(response.status_code, _detail(response))
         return self._profile_info(response.json())
@@ -363,7 +406,7 @@ class AsyncRewardClient(_ClientCore):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         profile: str | None = None,
         config: ClientConfig | None = None,
@@ -374,6 +417,18 @@ class AsyncRewardClient(_ClientCore):
         self._merger: CallMerger[tuple[str | None, bool], RewardItem, ScoreResult] = CallMerger(
             self._score_merged, self.config.max_batch_size
         )
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One attempt, on the replica with the fewest requests in flight."""
+        replica = self.replicas.pick()
+        with self.replicas.in_flight(replica):
+            try:
+                response = await self._http.request(method, replica.url + path, **kwargs)
+            except httpx.TransportError:
+                self.replicas.failed(replica)
+                raise
+        self._record(replica, response)
+        return response
 
     async def __aenter__(self) -> Self:
         return self
@@ -477,7 +532,7 @@ class AsyncRewardClient(_ClientCore):
             try:
                 outcome: httpx.Response | BaseException = await AsyncRetrying(
                     **retry_options(self.config.retry)
-                )(self._http.post, "/v1/score", json=payload)
+                )(self._send, "POST", "/v1/score", json=payload)
             except httpx.TransportError as exc:
                 outcome = exc
         interpreted = self._interpret(outcome, chunk, offset)
@@ -494,11 +549,14 @@ class AsyncRewardClient(_ClientCore):
         """Poll ``/readyz`` until the service is ready; see :meth:`RewardClient.wait_until_ready`."""
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                response, error = await self._http.get("/readyz"), None
-            except httpx.TransportError as exc:
-                response, error = None, f"{type(exc).__name__}: {exc}"
-            ready, status, body = self._readiness(response, error)
+            answers = []
+            for replica in self.replicas.replicas:
+                try:
+                    response, error = await self._http.get(replica.url + "/readyz"), None
+                except httpx.TransportError as exc:
+                    response, error = None, f"{type(exc).__name__}: {exc}"
+                answers.append((replica, response, error))
+            ready, status, body = self._ready_answer(answers)
             if ready:
                 return body
             if body.get("error"):
@@ -512,7 +570,7 @@ class AsyncRewardClient(_ClientCore):
     async def profile_info(self, profile: str | None = None) -> ProfileInfo:
         """The definition of ``profile`` (default: the client's, else the service's default profile)."""
         name = profile or self.profile or (await self.wait_until_ready(timeout=0)).get("default_profile")
-        response = await self._http.get(f"/v1/profiles/{name}")
+        response = await self._send("GET", f"/v1/profiles/{name}")
         if not response.is_success:
             raise RewardRequestError(response.status_code, _detail(response))
         return self._profile_info(response.json())
