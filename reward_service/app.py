@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from reward_service import metrics
-from reward_service.api import health, openrlhf, profiles, score
+from reward_service.api import health, openrlhf, profiles, score, slime
 from reward_service.api.timing import RequestMetrics
 from reward_service.engine import RewardEngine
 from reward_service.errors import Overloaded
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(health.router)
     app.include_router(openrlhf.router)
+    app.include_router(slime.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
