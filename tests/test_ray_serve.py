@@ -98,3 +98,23 @@ def test_options_say_what_is_wrong() -> None:
     autoscaled = RayServeOptions(max_replicas=4, num_gpus=0.25).deployment_options()
     assert autoscaled["autoscaling_config"]["max_replicas"] == 4
     assert autoscaled["ray_actor_options"]["num_gpus"] == 0.25
+
+
+def test_the_kuberay_manifest_deploys_a_valid_application() -> None:
+    import importlib
+
+    import yaml
+    from live_service import REPO_ROOT
+
+    manifest = yaml.safe_load((REPO_ROOT / "docker" / "kuberay" / "rayservice.yaml").read_text())
+    assert (manifest["apiVersion"], manifest["kind"]) == ("ray.io/v1", "RayService")
+    cluster = manifest["spec"]["rayClusterConfig"]
+    assert cluster["rayVersion"] == ray.__version__  # the Ray the project is tested with
+    assert cluster["headGroupSpec"]["template"]["spec"]["containers"]
+    assert all(group["template"]["spec"]["containers"] for group in cluster["workerGroupSpecs"])
+    (application,) = yaml.safe_load(manifest["spec"]["serveConfigV2"])["applications"]
+    module, _, attribute = application["import_path"].partition(":")
+    assert getattr(importlib.import_module(module), attribute) is build
+    options = RayServeOptions.model_validate(application["args"]).deployment_options()
+    assert options["ray_actor_options"]["num_gpus"] == 0.25
+    assert all(key.startswith("UNIRG_") for key in application["runtime_env"]["env_vars"])
