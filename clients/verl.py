@@ -93,7 +93,8 @@ async def compute_score_async(
 ) -> dict[str, float]:
     """The reward of one completion, awaited by verl's Reward Loop; same result as :func:`compute_score`.
 
-    verl also passes ``reward_router_address`` and ``reward_model_tokenizer``; they are not needed.
+    With a reward router verl also passes ``reward_router_address`` and ``reward_model_tokenizer``;
+    they are not needed.
     """
     settings = AdapterSettings()
     url, chosen = _target(extra_info, base_url, profile, settings)
