@@ -10,10 +10,12 @@ from clients._config import (
     DEFAULT_CLIENT_CONFIG,
     DEFAULT_FAILURE_POLICY,
     DEFAULT_LIMITS,
+    DEFAULT_REPLICA_CONFIG,
     DEFAULT_RETRY_CONFIG,
     DEFAULT_TIMEOUT,
     ClientConfig,
     FailurePolicy,
+    ReplicaConfig,
     RetryConfig,
 )
 from clients._errors import (
@@ -28,6 +30,7 @@ __all__ = [
     "DEFAULT_CLIENT_CONFIG",
     "DEFAULT_FAILURE_POLICY",
     "DEFAULT_LIMITS",
+    "DEFAULT_REPLICA_CONFIG",
     "DEFAULT_RETRY_CONFIG",
     "DEFAULT_TIMEOUT",
     "AsyncRewardClient",
@@ -38,6 +41,7 @@ __all__ = [
     "ItemResult",
     "ProfileComponent",
     "ProfileInfo",
+    "ReplicaConfig",
     "RetryConfig",
     "RewardClient",
     "RewardClientError",

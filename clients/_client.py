@@ -6,16 +6,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import httpx
 from tenacity import AsyncRetrying, Retrying
 
 from clients._config import DEFAULT_CLIENT_CONFIG, ClientConfig
-from clients._errors import RewardRequestError, ServiceNotReadyError
+from clients._errors import FailureRateExceededError, RewardRequestError, ServiceNotReadyError
 from clients._failures import FailureTracker
+from clients._merging import CallMerger
 from clients._models import ComponentScore, ItemResult, RewardItem, ScoreResult
+from clients._replicas import Replica, ReplicaSet
 from clients._retry import describe_response, is_retryable_status, retry_options
 from clients._settings import AdapterSettings
 
@@ -56,13 +58,23 @@ class _Split:
 class _ClientCore:
     """What the sync and async clients share: payloads, chunking, parsing and failure accounting."""
 
-    def __init__(self, base_url: str, *, profile: str | None, config: ClientConfig | None) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(
+        self, base_url: str | Sequence[str], *, profile: str | None, config: ClientConfig | None
+    ) -> None:
         self.profile = profile
         self.config = config or DEFAULT_CLIENT_CONFIG
+        self.replicas = ReplicaSet(base_url, self.config.replicas)
+        self.base_url = ",".join(self.replicas.urls)
         self.failures = FailureTracker(self.config.failure_policy)
 
+    def _record(self, replica: Replica, response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            self.replicas.failed(replica)
+        else:
+            self.replicas.succeeded(replica)
+
     def _client_options(self) -> dict[str, Any]:
+        # No base_url: each request names the replica it goes to.
         headers = {"Accept": "application/json"}
         key = self.config.api_key
         if key is None and (configured := AdapterSettings().reward_api_key) is not None:
@@ -70,7 +82,6 @@ class _ClientCore:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return {
-            "base_url": self.base_url,
             "timeout": self.config.timeout,
             "limits": self.config.limits,
             "headers": {**headers, **self.config.headers},
@@ -214,6 +225,24 @@ class _ClientCore:
             ),
         )
 
+    def _ready_answer(
+        self, answers: Sequence[tuple[Replica, httpx.Response | None, str | None]]
+    ) -> tuple[bool, str, dict[str, Any]]:
+        """Ready when any replica is; replicas that are not sit out until they answer well."""
+        verdicts = []
+        for replica, response, error in answers:
+            ready, status, body = self._readiness(response, error)
+            if ready:
+                self.replicas.succeeded(replica)
+            else:
+                self.replicas.failed(replica)
+            verdicts.append((ready, status if len(answers) == 1 else f"{replica.url}: {status}", body))
+        for verdict in verdicts:
+            if verdict[0]:
+                return verdict
+        failed_start = next((v for v in verdicts if v[2].get("error")), None)
+        return failed_start or (False, "; ".join(v[1] for v in verdicts), {})
+
     @staticmethod
     def _readiness(response: httpx.Response | None, error: str | None) -> tuple[bool, str, dict[str, Any]]:
         if response is None:
@@ -259,7 +288,7 @@ class RewardClient(_ClientCore):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         profile: str | None = None,
         config: ClientConfig | None = None,
@@ -267,6 +296,18 @@ class RewardClient(_ClientCore):
     ) -> None:
         super().__init__(base_url, profile=profile, config=config)
         self._http = httpx.Client(transport=transport, **self._client_options())
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One attempt, on the replica with the fewest requests in flight."""
+        replica = self.replicas.pick()
+        with self.replicas.in_flight(replica):
+            try:
+                response = self._http.request(method, replica.url + path, **kwargs)
+            except httpx.TransportError:
+                self.replicas.failed(replica)
+                raise
+        self._record(replica, response)
+        return response
 
     def __enter__(self) -> Self:
         return self
@@ -310,7 +351,7 @@ class RewardClient(_ClientCore):
         payload = self._payload(chunk, offset, profile, return_details)
         try:
             outcome: httpx.Response | BaseException = Retrying(**retry_options(self.config.retry))(
-                self._http.post, "/v1/score", json=payload
+                self._send, "POST", "/v1/score", json=payload
             )
         except httpx.TransportError as exc:
             outcome = exc
@@ -330,11 +371,14 @@ class RewardClient(_ClientCore):
         """
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                response, error = self._http.get("/readyz"), None
-            except httpx.TransportError as exc:
-                response, error = None, f"{type(exc).__name__}: {exc}"
-            ready, status, body = self._readiness(response, error)
+            answers = []
+            for replica in self.replicas.replicas:
+                try:
+                    response, error = self._http.get(replica.url + "/readyz"), None
+                except httpx.TransportError as exc:
+                    response, error = None, f"{type(exc).__name__}: {exc}"
+                answers.append((replica, response, error))
+            ready, status, body = self._ready_answer(answers)
             if ready:
                 return body
             if body.get("error"):
@@ -348,7 +392,7 @@ class RewardClient(_ClientCore):
     def profile_info(self, profile: str | None = None) -> ProfileInfo:
         """The definition of ``profile`` (default: the client's, else the service's default profile)."""
         name = profile or self.profile or self.wait_until_ready(timeout=0).get("default_profile")
-        response = self._http.get(f"/v1/profiles/{name}")
+        response = self._send("GET", f"/v1/profiles/{name}")
         if not response.is_success:
             raise RewardRequestError(response.status_code, _detail(response))
         return self._profile_info(response.json())
@@ -369,7 +413,7 @@ class AsyncRewardClient(_ClientCore):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         profile: str | None = None,
         config: ClientConfig | None = None,
@@ -377,7 +421,21 @@ class AsyncRewardClient(_ClientCore):
     ) -> None:
         super().__init__(base_url, profile=profile, config=config)
         self._http = httpx.AsyncClient(transport=transport, **self._client_options())
-        self._gate = asyncio.Semaphore(self.config.max_concurrent_requests)
+        self._merger: CallMerger[tuple[str | None, bool], RewardItem, ScoreResult] = CallMerger(
+            self._score_merged, self.config.max_batch_size
+        )
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One attempt, on the replica with the fewest requests in flight."""
+        replica = self.replicas.pick()
+        with self.replicas.in_flight(replica):
+            try:
+                response = await self._http.request(method, replica.url + path, **kwargs)
+            except httpx.TransportError:
+                self.replicas.failed(replica)
+                raise
+        self._record(replica, response)
+        return response
 
     async def __aenter__(self) -> Self:
         return self
@@ -406,35 +464,90 @@ class AsyncRewardClient(_ClientCore):
     async def score_items(
         self, items: Sequence[ItemLike], *, profile: str | None = None, return_details: bool = True
     ) -> ScoreResult:
-        """Score :class:`RewardItem` objects (or dicts with the same fields)."""
+        """Score :class:`RewardItem` objects (or dicts with the same fields).
+
+        Calls smaller than ``config.max_batch_size`` made in the same event-loop turn (one task per
+        sample, as in verl's Reward Loop) are sent together as one request and each gets its own
+        result, so one sample per call costs about what a batch does.
+        """
         normalised = self._normalise(items)
+        if len(normalised) >= self.config.max_batch_size:
+            return await self._score_batch(normalised, profile, return_details)
+        return await self._merger.submit((profile, return_details), normalised)
+
+    async def _score_batch(
+        self, normalised: list[RewardItem], profile: str | None, return_details: bool
+    ) -> ScoreResult:
         chunks = self._chunks(normalised)
+        # Per call, not per client: many one-sample calls at once (verl's Reward Loop) must not queue
+        # behind each other here; the connection pool (config.limits) bounds the client as a whole.
+        gate = asyncio.Semaphore(self.config.max_concurrent_requests)
         offsets = [index * self.config.max_batch_size for index in range(len(chunks))]
         results = await asyncio.gather(
             *(
-                self._score_chunk(chunk, offset, profile, return_details)
+                self._score_chunk(chunk, offset, profile, return_details, gate)
                 for chunk, offset in zip(chunks, offsets, strict=True)
             )
         )
         return self._assemble([part for parts in results for part in parts])
 
+    async def _score_merged(
+        self, key: tuple[str | None, bool], calls: list[Sequence[RewardItem]]
+    ) -> list[ScoreResult | BaseException]:
+        profile, return_details = key
+        if len(calls) == 1:
+            return [await self._score_batch(list(calls[0]), profile, return_details)]
+        merged = [item for items in calls for item in items]
+        try:
+            parts = await self._score_chunk(merged, 0, profile, return_details, asyncio.Semaphore(1))
+        except RewardRequestError:
+            # A refused request (one caller's over-long reference) must not fail the other callers.
+            return await asyncio.gather(
+                *(self._score_batch(list(items), profile, return_details) for items in calls),
+                return_exceptions=True,
+            )
+        name = next((part_name for part_name, _, _ in parts if part_name is not None), None)
+        digests = {digest for _, digest, _ in parts if digest is not None}
+        scored = [item for _, _, part_items in parts for item in part_items]
+        outcomes: list[ScoreResult | BaseException] = []
+        offset = 0
+        for items in calls:
+            own = [
+                # Items without an id are numbered within their own call, not the merged request.
+                result if item.id is not None else replace(result, id=str(index))
+                for index, (item, result) in enumerate(
+                    zip(items, scored[offset : offset + len(items)], strict=True)
+                )
+            ]
+            offset += len(items)
+            try:
+                outcomes.append(self._assemble([(name, min(digests) if digests else None, own)]))
+            except FailureRateExceededError as exc:
+                outcomes.append(exc)
+        return outcomes
+
     async def _score_chunk(
-        self, chunk: list[RewardItem], offset: int, profile: str | None, return_details: bool
+        self,
+        chunk: list[RewardItem],
+        offset: int,
+        profile: str | None,
+        return_details: bool,
+        gate: asyncio.Semaphore,
     ) -> list[tuple[str | None, str | None, list[ItemResult]]]:
         payload = self._payload(chunk, offset, profile, return_details)
-        async with self._gate:
+        async with gate:
             try:
                 outcome: httpx.Response | BaseException = await AsyncRetrying(
                     **retry_options(self.config.retry)
-                )(self._http.post, "/v1/score", json=payload)
+                )(self._send, "POST", "/v1/score", json=payload)
             except httpx.TransportError as exc:
                 outcome = exc
         interpreted = self._interpret(outcome, chunk, offset)
         if isinstance(interpreted, _Split):
             half = len(chunk) // 2
             first, second = await asyncio.gather(
-                self._score_chunk(chunk[:half], offset, profile, return_details),
-                self._score_chunk(chunk[half:], offset + half, profile, return_details),
+                self._score_chunk(chunk[:half], offset, profile, return_details, gate),
+                self._score_chunk(chunk[half:], offset + half, profile, return_details, gate),
             )
             return first + second
         return [interpreted]
@@ -443,11 +556,14 @@ class AsyncRewardClient(_ClientCore):
         """Poll ``/readyz`` until the service is ready; see :meth:`RewardClient.wait_until_ready`."""
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                response, error = await self._http.get("/readyz"), None
-            except httpx.TransportError as exc:
-                response, error = None, f"{type(exc).__name__}: {exc}"
-            ready, status, body = self._readiness(response, error)
+            answers = []
+            for replica in self.replicas.replicas:
+                try:
+                    response, error = await self._http.get(replica.url + "/readyz"), None
+                except httpx.TransportError as exc:
+                    response, error = None, f"{type(exc).__name__}: {exc}"
+                answers.append((replica, response, error))
+            ready, status, body = self._ready_answer(answers)
             if ready:
                 return body
             if body.get("error"):
@@ -461,7 +577,7 @@ class AsyncRewardClient(_ClientCore):
     async def profile_info(self, profile: str | None = None) -> ProfileInfo:
         """The definition of ``profile`` (default: the client's, else the service's default profile)."""
         name = profile or self.profile or (await self.wait_until_ready(timeout=0)).get("default_profile")
-        response = await self._http.get(f"/v1/profiles/{name}")
+        response = await self._send("GET", f"/v1/profiles/{name}")
         if not response.is_success:
             raise RewardRequestError(response.status_code, _detail(response))
         return self._profile_info(response.json())

@@ -63,7 +63,22 @@ class FailurePolicy:
             raise ValueError("window and min_items must be at least 1")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaConfig:
+    """How a client given several service URLs treats a replica that fails (see ``clients._replicas``)."""
+
+    cooldown: float = 5.0
+    """Seconds a replica sits out after a transport error or 5xx; doubles while it keeps failing."""
+    max_cooldown: float = 60.0
+    """Longest time a failing replica sits out before it is tried again."""
+
+    def __post_init__(self) -> None:
+        if self.cooldown < 0 or self.max_cooldown < self.cooldown:
+            raise ValueError("cooldown must not be negative and max_cooldown must be at least cooldown")
+
+
 DEFAULT_RETRY_CONFIG = RetryConfig()
+DEFAULT_REPLICA_CONFIG = ReplicaConfig()
 DEFAULT_FAILURE_POLICY = FailurePolicy()
 
 
@@ -75,6 +90,7 @@ class ClientConfig:
     limits: httpx.Limits = field(default_factory=lambda: DEFAULT_LIMITS)
     retry: RetryConfig = DEFAULT_RETRY_CONFIG
     failure_policy: FailurePolicy = DEFAULT_FAILURE_POLICY
+    replicas: ReplicaConfig = DEFAULT_REPLICA_CONFIG
     max_batch_size: int = 256
     """Items per request; larger batches are split (and a 413 from the service splits further)."""
     max_concurrent_requests: int = 4

@@ -16,7 +16,8 @@ class AdapterSettings(BaseSettings):
 
     reward_url: str = Field(
         "http://127.0.0.1:8000",
-        description="Base URL of the reward service for the verl and OpenRLHF adapters.",
+        description="Base URL of the reward service for the adapters; several replicas comma-separated "
+        "(requests go to the least busy, a failing one sits out).",
     )
     reward_profile: str | None = Field(
         None, description="Profile the adapters ask for; unset means the service's default profile."

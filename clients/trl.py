@@ -1,7 +1,9 @@
 """Reward functions for TRL's ``GRPOTrainer`` (TRL 1.16) backed by the reward service.
 
 ``make_reward_functions`` returns async reward functions that share **one HTTP request per generation
-batch**: the first function TRL awaits sends the batch, the others await the same answer.
+batch**: the first function TRL awaits sends the batch, the others await the same answer. They are
+objects (a class with ``__call__``) that pickle: TRL's ``AsyncGRPOTrainer`` scores in a spawned
+CPU-only process, and there each set makes its own HTTP client on first use.
 
 How the profile's weights meet TRL's ``reward_weights`` (the default does the right thing):
 
@@ -98,6 +100,24 @@ class _SharedScorer:
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._batches: OrderedDict[tuple[int, str], _Batch] = OrderedDict()
         self.profile_hash: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # TRL's AsyncGRPOTrainer pickles the reward functions into a spawned scoring process: only the
+        # settings travel; the client, its connections and the pending batches are made again there.
+        return {
+            "base_url": self._base_url,
+            "profile": self._profile,
+            "config": self._config,
+            "consumers": sorted(self._consumers),
+            "columns": self._columns,
+            "profile_hash": self.profile_hash,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["base_url"], state["profile"], state["config"], state["consumers"], state["columns"]
+        )
+        self.profile_hash = state["profile_hash"]
 
     def _client_for_running_loop(self) -> AsyncRewardClient:
         # TRL runs async reward functions on one long-lived loop; a client's connections belong to one loop.

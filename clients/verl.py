@@ -2,6 +2,10 @@
 
 verl loads a custom reward function from a file (``custom_reward_function.path``/``.name``):
 
+* ``compute_score_async`` for verl's Reward Loop, which runs one asyncio task per sample in each
+  reward worker and awaits async reward functions: one pooled async client per process and event
+  loop, and the calls of one loop turn go out as one request (the service merges requests from
+  different workers too), so one sample per call costs about what a batch does;
 * ``compute_score`` for verl's default (naive) reward manager, one completion per call;
 * ``compute_score_batch`` for ``reward_model.reward_manager=batch``, a whole batch per call and one
   HTTP request per profile (recommended: far fewer requests, and a missing reward can be filled).
@@ -32,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from clients._adapters import shared_client
+from clients._adapters import shared_async_client, shared_client
 from clients._errors import RewardClientError
 from clients._fill import fill_unscored
 from clients._models import RewardItem, ScoreResult
@@ -62,6 +66,10 @@ def compute_score(
     url, chosen = _target(extra_info, base_url, profile, settings)
     client = shared_client(url, settings.reward_timeout)
     result = client.score_items([_item(solution_str, ground_truth, extra_info)], profile=chosen)
+    return _single_result(result, unscored_score)
+
+
+def _single_result(result: ScoreResult, unscored_score: float | None) -> dict[str, float]:
     item = result.items[0]
     if item.reward is None and unscored_score is None:
         raise RewardClientError(
@@ -70,6 +78,29 @@ def compute_score(
             "unscored_score= in custom_reward_function.reward_kwargs"
         )
     return _as_dicts(result, [unscored_score if item.reward is None else item.reward])[0]
+
+
+async def compute_score_async(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    base_url: str | None = None,
+    profile: str | None = None,
+    unscored_score: float | None = None,
+    **_: Any,
+) -> dict[str, float]:
+    """The reward of one completion, awaited by verl's Reward Loop; same result as :func:`compute_score`.
+
+    With a reward router verl also passes ``reward_router_address`` and ``reward_model_tokenizer``;
+    they are not needed.
+    """
+    settings = AdapterSettings()
+    url, chosen = _target(extra_info, base_url, profile, settings)
+    client = await shared_async_client(url, settings.reward_timeout)
+    result = await client.score_items([_item(solution_str, ground_truth, extra_info)], profile=chosen)
+    return _single_result(result, unscored_score)
 
 
 def compute_score_batch(

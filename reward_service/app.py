@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,8 +25,9 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reward_service import metrics
-from reward_service.api import health, openrlhf, playground, profiles, score
+from reward_service.api import health, openrlhf, playground, profiles, score, slime
 from reward_service.api.body_limit import BodyLimitMiddleware, BodyTooLargeError
+from reward_service.api.timing import RequestMetrics
 from reward_service.auth import ApiKeyMiddleware, KeyRing
 from reward_service.engine import RewardEngine, without_surrogates
 from reward_service.errors import NotReady, Overloaded
@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(health.router)
     app.include_router(openrlhf.router)
+    app.include_router(slime.router)
     if settings.playground:
         app.include_router(playground.router)
 
@@ -215,17 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry_after = app.state.load.retry_after_s() if app.state.ready else 5
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(retry_after)})
 
-    @app.middleware("http")
-    async def _count_requests(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        elapsed = time.perf_counter() - started
-        metrics.REQUESTS.labels(route=path, status=str(response.status_code)).inc()
-        metrics.REQUEST_LATENCY.labels(route=path).observe(elapsed)
-        response.headers["X-Process-Time-Ms"] = f"{elapsed * 1000:.2f}"
-        return response
+    app.add_middleware(RequestMetrics)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Outermost: a request without a valid key costs a header check, never a body read.

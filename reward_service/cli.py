@@ -59,8 +59,26 @@ def serve(
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning, error [UNIRG_LOG_LEVEL].")
     ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Serve on Ray Serve replicas instead of one uvicorn process (needs the `ray` extra).",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str,
+        typer.Option(help="With --ray: the cluster to join; `auto` finds a running one, else starts one."),
+    ] = "auto",
+    replicas: Annotated[int, typer.Option(help="With --ray: number of replicas.", min=1)] = 1,
+    max_replicas: Annotated[
+        int | None, typer.Option(help="With --ray: autoscale from 1 up to this many replicas instead.", min=1)
+    ] = None,
+    num_gpus: Annotated[
+        float, typer.Option(help="With --ray: GPUs per replica, fractions allowed (0.25).", min=0)
+    ] = 0.0,
 ) -> None:
-    """Run the reward service (HTTP API on uvicorn) until interrupted.
+    """Run the reward service (HTTP API on uvicorn, or on Ray Serve with --ray) until interrupted.
 
     On SIGTERM or Ctrl-C it stops accepting connections, answers /readyz 503 and gives requests in flight
     UNIRG_DRAIN_TIMEOUT_S seconds to finish. A profile that cannot load ends it with exit code 1 and the
@@ -83,6 +101,12 @@ def serve(
     )
     install_log_redaction()
     _check_profiles(settings)
+    if ray:
+        from reward_service.ray_cli import serve_on_ray
+
+        scaling = {"max_replicas": max_replicas} if max_replicas else {"num_replicas": replicas}
+        serve_on_ray(settings, ray_address, num_gpus=num_gpus, **scaling)
+        return
     try:
         application = create_app(settings)
     except ApiKeyFileError as exc:

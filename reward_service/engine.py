@@ -3,6 +3,10 @@
 Scorers are shared between profiles when name and options match, so two profiles that both use
 BERTScore on the same model hold one model and one batcher. Components of a profile run
 concurrently, layer by layer when one reads another's results (RadCliQ reads its four features).
+
+Score calls for one profile that arrive in the same event-loop turn are merged into one batch
+(:class:`clients._merging.CallMerger`): trainers that send one sample per request (verl's Reward
+Loop, OpenRLHF's agent executor, slime) then cost the scorers what one batched request would.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients._merging import CallMerger
 from reward_service import metrics
 from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
 from reward_service.errors import Overloaded
@@ -99,6 +104,11 @@ class RewardEngine:
         self.pool = ScorerPool(settings)
         self.profiles: dict[str, LoadedProfile] = {}
         self.default_profile: str | None = None
+        # Keyed by profile name. Scorers score every item on its own (model inputs are padded per
+        # length bucket), so an item's numbers do not depend on what it was merged with.
+        self._merger: CallMerger[str, ScoreItem, BatchReward] = CallMerger(
+            self._score_merged, settings.max_items_per_request
+        )
 
     async def load(self, name_or_path: str, *, default: bool = False) -> LoadedProfile:
         profile = load_profile(name_or_path)
@@ -150,12 +160,18 @@ class RewardEngine:
         return None
 
     async def score(self, items: Sequence[ScoreItem], profile_name: str | None = None) -> BatchReward:
-        """Score ``items``; one that cannot be scored (see :meth:`problem`) gets a null reward alone."""
+        """Score ``items``, merged with the other calls of this event-loop turn for the same profile.
+
+        One that cannot be scored (see :meth:`problem`) gets a null reward alone;
+        ``component_seconds`` and ``total_seconds`` are those of the merged batch.
+        """
         loaded = self.resolve(profile_name)
-        started = time.perf_counter()
         problems = {index: reason for index, item in enumerate(items) if (reason := self.problem(item))}
         scorable = [item for index, item in enumerate(items) if index not in problems]
-        batch = await self._score_scorable(loaded, scorable) if scorable else BatchReward(loaded, [])
+        if scorable:
+            batch = await self._merger.submit(loaded.profile.name, scorable)
+        else:
+            batch = BatchReward(loaded, [])
         if problems:
             scored = iter(batch.items)
             batch.items = [
@@ -164,10 +180,18 @@ class RewardEngine:
                 else next(scored)
                 for index, item in enumerate(items)
             ]
-        batch.total_seconds = time.perf_counter() - started
         return batch
 
-    async def _score_scorable(self, loaded: LoadedProfile, items: Sequence[ScoreItem]) -> BatchReward:
+    async def _score_merged(self, name: str, calls: list[Sequence[ScoreItem]]) -> list[BatchReward]:
+        batch = await self._score_now([item for items in calls for item in items], self.resolve(name))
+        parts, offset = [], 0
+        for items in calls:
+            part = batch.items[offset : offset + len(items)]
+            parts.append(BatchReward(batch.profile, part, batch.component_seconds, batch.total_seconds))
+            offset += len(items)
+        return parts
+
+    async def _score_now(self, items: Sequence[ScoreItem], loaded: LoadedProfile) -> BatchReward:
         started = time.perf_counter()
         results: dict[str, list[ScoreResult]] = {}
         seconds: dict[str, float] = {}

@@ -6,6 +6,7 @@ the reward service is a real ``unirg serve`` subprocess on loopback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import subprocess
@@ -360,6 +361,33 @@ def test_grpo_rewards_are_what_the_service_returned(stage1: dict, service: Servi
     for key in weighted:
         expected = sum(item["components"][key]["contribution"] for item in items) / len(items)
         assert last[f"rewards/{key}/mean"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_trainers_reward_functions_pickle_after_a_grpo_run(stage1: dict, toy: Path) -> None:
+    """What AsyncGRPOTrainer needs: the used reward functions pickle and score in a spawned process."""
+    from spawned_rewards import rewards_in_spawned_process
+
+    trainer = stage1["trainer"]
+    completions = [c[0]["content"] for c in trainer._logs["completion"]]
+    studies = {s.indication: s for s in load_studies(toy / "train.jsonl")}
+    references = [
+        studies[next(i for i in studies if f"Indication: {i}\n" in prompt[-1]["content"])].reference
+        for prompt in trainer._logs["prompt"]
+    ]
+    columns = {"reference": references}
+    here = asyncio.run(_call_in_process(trainer.reward_funcs, completions, columns))
+    there = rewards_in_spawned_process(trainer.reward_funcs, completions, columns)
+    assert sorted(there) == sorted(trainer._logs["rewards"])  # the functions TRL trained with
+    assert sorted(there) == sorted(here)
+    for name, values in there.items():
+        assert values == pytest.approx(here[name], abs=1e-6)
+
+
+async def _call_in_process(functions: list, completions: list, columns: dict) -> dict[str, list]:
+    values = await asyncio.gather(
+        *(func(prompts=[None] * len(completions), completions=completions, **columns) for func in functions)
+    )
+    return {func.__name__: list(value) for func, value in zip(functions, values, strict=True)}
 
 
 def test_grpo_records_the_reward_profile(stage1: dict, service: ServiceProcess) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 from accelerate import Accelerator
 from flaky_server import FlakyServer, flaky_server
 from PIL import Image
+from spawned_rewards import rewards_in_spawned_process
 from transformers import TrainerState
 from trl import GRPOTrainer
 from trl.trainer.utils import get_callable_name, shutdown_event_loop_in_daemon, start_event_loop_in_daemon
@@ -238,3 +240,18 @@ def test_weights_and_transforms_of_a_custom_profile(tmp_path: Path, start_servic
         make_reward_functions(base_url, "weighted", components=["bertscore"])
     with pytest.raises(ValueError, match="count it twice"):
         make_reward_functions(base_url, "weighted", components=["rouge_l"], include_composite=True)
+
+
+def test_reward_functions_pickle_and_score_in_a_spawned_process(proxy: FlakyServer) -> None:
+    funcs = make_reward_functions(proxy.base_url)
+    here, _ = run(funcs, text_prompts(), COMPLETIONS, {"reference": GROUP_REFERENCES})  # opens a client
+    copy = pickle.loads(pickle.dumps(funcs))
+    assert [get_callable_name(func) for func in copy] == [get_callable_name(func) for func in funcs]
+    assert copy.profile_hash == funcs.profile_hash and copy.reward_weights == funcs.reward_weights
+    assert copy[0]._shared is copy[-1]._shared  # the set still shares one request per batch
+    before = len(proxy.score_attempts())
+    there = rewards_in_spawned_process(funcs, COMPLETIONS, {"reference": GROUP_REFERENCES})
+    assert len(proxy.score_attempts()) == before + 1
+    assert list(there) == [get_callable_name(func) for func in funcs]
+    for column, values in enumerate(there.values()):  # TRL's tensor: one column per function
+        assert values == pytest.approx(here[:, column].tolist(), abs=1e-6)

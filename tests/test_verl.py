@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -11,7 +15,7 @@ import pytest
 from flaky_server import FlakyServer, flaky_server
 
 from clients import RewardClientError
-from clients.verl import compute_score, compute_score_batch
+from clients.verl import compute_score, compute_score_async, compute_score_batch
 
 REFERENCE_A = "Findings: Small left pleural effusion. Heart size normal. Impression: Small left effusion."
 REFERENCE_B = (
@@ -111,3 +115,56 @@ def test_unscored_items_are_filled_from_their_group_never_zero(start_service) ->
         compute_score("iu_xray", OVERSIZE, REFERENCE_A, None, base_url=base_url)
     explicit = compute_score("iu_xray", OVERSIZE, REFERENCE_A, None, base_url=base_url, unscored_score=-1.0)
     assert explicit["score"] == -1.0 and explicit["unscored"] == 1.0
+
+
+def reward_loop_function(raw_fn: Any, **reward_kwargs: Any) -> Any:
+    """How verl 0.9.1 (verl/trainer/ppo/reward.py) wraps a custom async reward function: a partial
+    of an async wrapper in which ``custom_reward_function.reward_kwargs`` win over call keywords."""
+
+    async def with_reward_kwargs(fn: Any, extra: dict, *args: Any, **kwargs: Any) -> Any:
+        return await fn(*args, **{**kwargs, **extra})
+
+    return functools.partial(with_reward_kwargs, raw_fn, reward_kwargs)
+
+
+async def reward_loop_worker(reward_fn: Any, samples: list[tuple[str, str, dict]]) -> list[dict]:
+    """verl 0.9.1's Reward Loop naive manager, per sample (reward_manager/naive.py ``run_single``): an
+    async function (``inspect.iscoroutinefunction``) is awaited, one task per sample, with keyword
+    arguments only and ``num_turns`` / ``rollout_reward_scores`` added to ``extra_info``."""
+    assert inspect.iscoroutinefunction(reward_fn)
+
+    async def run_single(solution: str, truth: str, info: dict) -> dict:
+        extra_info = {**info, "num_turns": None, "rollout_reward_scores": {}}
+        result = await reward_fn(
+            data_source="iu_xray", solution_str=solution, ground_truth=truth, extra_info=extra_info
+        )
+        assert isinstance(result["score"], float)  # what verl reads as the reward
+        return result
+
+    return await asyncio.gather(*(run_single(*sample) for sample in samples))
+
+
+async def test_async_compute_score_in_the_reward_loop_shape_sends_one_request(proxy: FlakyServer) -> None:
+    expected = direct(proxy.upstream, SOLUTIONS * 4, GROUND_TRUTHS * 4)
+    samples = [
+        (s, t, {"index": i // 2})
+        for i, (s, t) in enumerate(zip(SOLUTIONS * 4, GROUND_TRUTHS * 4, strict=True))
+    ]
+    reward_fn = reward_loop_function(compute_score_async, base_url=proxy.base_url, profile="default")
+    results = await reward_loop_worker(reward_fn, samples)
+    assert len(proxy.score_attempts()) == 1  # 16 samples, one task each, one request
+    assert [result["score"] for result in results] == pytest.approx([item["reward"] for item in expected])
+    assert {key for result in results for key in result} == {"score", "unscored", *expected[0]["components"]}
+    again = await reward_loop_worker(reward_fn, samples[:2])
+    assert [result["score"] for result in again] == pytest.approx([item["reward"] for item in expected[:2]])
+
+
+async def test_async_compute_score_never_turns_a_missing_reward_into_zero(start_service) -> None:
+    url = start_service(env={"UNIRG_MAX_REPORT_CHARS": "300"})
+    samples = [(OVERSIZE, REFERENCE_A, {}), (SOLUTIONS[0], REFERENCE_A, {})]
+    with pytest.raises(RewardClientError, match="unscored_score"):
+        await reward_loop_worker(reward_loop_function(compute_score_async, base_url=url), samples)
+    stand_in = reward_loop_function(compute_score_async, base_url=url, unscored_score=-1.0)
+    missing, scored = await reward_loop_worker(stand_in, samples)
+    assert (missing["score"], missing["unscored"]) == (-1.0, 1.0)
+    assert scored["unscored"] == 0.0 and scored["score"] > 0

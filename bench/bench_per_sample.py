@@ -1,0 +1,228 @@
+"""One sample per request against 64-item requests, through a real ``unirg serve`` and the real client.
+
+verl's Reward Loop, OpenRLHF's agent executor and slime send one sample per request, many at once;
+TRL and verl's batch manager send whole batches. This bench sends the same pairs both ways to one
+service and prints both throughputs and their ratio (batched / per-sample; 1.0 means the per-sample
+path costs nothing extra):
+
+* **per-sample, our client**: 64 concurrent tasks, each scoring one item per call through one
+  :class:`clients.AsyncRewardClient`, the shape of a verl Reward Loop worker (the client merges the
+  calls of one event-loop turn into one request);
+* **per-sample, plain HTTP**: 64 concurrent tasks, each posting one-item requests over its own
+  keep-alive connection with aiohttp (a light HTTP client, so the bench measures the service), the
+  shape of slime's ``--rm-url`` and OpenRLHF's agent executor: the service merges these;
+* **batched** (the peer): one client sending 64-item requests one after the other.
+
+Profiles: ``default`` (rule-based) and a model profile, BERTScore on a tiny random-weight encoder built
+offline the way the tests build it (``reward_service.models.random_init``), so the model's own compute
+is small and per-request overhead shows. Pairs are real IU X-ray reports (each study against another
+study's report); every text is made unique with a numbered last sentence so no phase reuses another's
+cached analyses or embeddings. The phases alternate and the best of ``--rounds`` is kept.
+
+Run ``python bench/bench_per_sample.py --help``; it prints a Markdown section for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from live_service import launch_service  # noqa: E402
+
+from clients import AsyncRewardClient, ClientConfig, FailurePolicy, RewardItem  # noqa: E402
+
+DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
+CONCURRENCY = 64
+BATCH = 64
+
+_fresh = itertools.count()
+
+
+def fresh_items(reports: list[str], count: int, seed: int) -> list[RewardItem]:
+    """``count`` pairs of one study's report against another's, every text unique."""
+    rng = random.Random(seed)
+    items = []
+    for _ in range(count):
+        reference, candidate = rng.sample(reports, 2)
+        number = next(_fresh)
+        items.append(
+            RewardItem(
+                reference=f"{reference} Study {2 * number}.", candidate=f"{candidate} Study {2 * number + 1}."
+            )
+        )
+    return items
+
+
+def client(base_url: str) -> AsyncRewardClient:
+    config = ClientConfig(
+        limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY),
+        max_batch_size=BATCH,
+        failure_policy=FailurePolicy(max_failure_rate=None),
+    )
+    return AsyncRewardClient(base_url, config=config)
+
+
+async def per_sample(base_url: str, items: list[RewardItem]) -> float:
+    async with client(base_url) as reward_client:
+        await reward_client.score_items(items[:CONCURRENCY])  # connections and warm-up outside the clock
+        queue = iter(items)
+        unscored = 0
+
+        async def worker() -> None:
+            nonlocal unscored
+            for item in queue:
+                result = await reward_client.score_items([item])
+                unscored += result.unscored_count
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    if unscored:
+        raise SystemExit(f"{unscored} items went unscored in the per-sample phase")
+    return elapsed
+
+
+async def plain_http(base_url: str, items: list[RewardItem]) -> float:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(base_url, connector=connector) as session:
+
+        async def post(item: RewardItem) -> dict:
+            async with session.post("/v1/score", json={"items": [item.to_json()]}) as response:
+                if response.status != 200:
+                    raise SystemExit(f"HTTP {response.status}: {await response.text()}")
+                return await response.json()
+
+        await asyncio.gather(*(post(item) for item in items[:CONCURRENCY]))
+        queue = iter(items)
+        unscored = 0
+
+        async def worker() -> None:
+            nonlocal unscored
+            for item in queue:
+                body = await post(item)
+                unscored += body["items"][0]["reward"] is None
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    if unscored:
+        raise SystemExit(f"{unscored} items went unscored in the plain-HTTP phase")
+    return elapsed
+
+
+async def batched(base_url: str, items: list[RewardItem]) -> float:
+    async with client(base_url) as reward_client:
+        await reward_client.score_items(items[:BATCH])
+        started = time.perf_counter()
+        unscored = 0
+        for start in range(0, len(items), BATCH):
+            unscored += (await reward_client.score_items(items[start : start + BATCH])).unscored_count
+        elapsed = time.perf_counter() - started
+    if unscored:
+        raise SystemExit(f"{unscored} items went unscored in the batched phase")
+    return elapsed
+
+
+SHAPES = {"client": per_sample, "plain": plain_http, "batched": batched}
+
+
+def measure(base_url: str, reports: list[str], count: int, rounds: int) -> dict[str, float]:
+    """Best items/s of each shape over ``rounds`` rounds, the shapes alternating within a round."""
+    best = dict.fromkeys(SHAPES, 0.0)
+    for round_number in range(rounds):
+        for index, (shape, run) in enumerate(SHAPES.items()):
+            items = fresh_items(reports, count, seed=len(SHAPES) * round_number + index)
+            best[shape] = max(best[shape], count / asyncio.run(run(base_url, items)))
+    return best
+
+
+def model_profile(workdir: Path) -> Path:
+    from reward_service.models.random_init import build_bert_encoder
+
+    encoder = build_bert_encoder(workdir / "tiny-bert", seed=1)
+    profile = workdir / "bertscore-tiny.yaml"
+    component = {"name": "bertscore", "weight": 1.0, "options": {"model": str(encoder), "layer": 2}}
+    profile.write_text(yaml.safe_dump({"name": "bertscore-tiny", "components": [component]}))
+    return profile
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
+    )
+    parser.add_argument("--items", type=int, default=1024, help="Pairs per phase (default 1024).")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="Alternating rounds; the best is kept (default 2)."
+    )
+    parser.add_argument(
+        "--only", choices=("default", "model"), help="Measure one profile only (default: both)."
+    )
+    args = parser.parse_args()
+    if not args.reports.is_file():
+        sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
+    reports = [study["report"] for study in json.loads(args.reports.read_text(encoding="utf-8")).values()]
+    load_start = os.getloadavg()[0]
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        profiles = []
+        if args.only in (None, "default"):
+            profiles.append(("`default` (rules)", "default"))
+        if args.only in (None, "model"):
+            profiles.append(("BERTScore, tiny random encoder", str(model_profile(workdir))))
+        for label, profile in profiles:
+            service = launch_service(workdir, profile, env={"UNIRG_DEVICE": "cpu"}, ready_timeout=300)
+            try:
+                best = measure(service.base_url, reports, args.items, args.rounds)
+            finally:
+                service.stop()
+            print(f"{label}: {best}", file=sys.stderr)
+            rows.append((label, best))
+    print(
+        f"## One sample per request vs 64-item requests (bench/bench_per_sample.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
+    )
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load_start:.1f} at the start and "
+        f"{os.getloadavg()[0]:.1f} at the end, Python {platform.python_version()}. One `unirg serve`, the bench "
+        f"process as client on the same machine. {args.items} fresh IU X-ray pairs per phase, best of "
+        f"{args.rounds} alternating rounds. Command: `python bench/bench_per_sample.py --items {args.items} "
+        f"--rounds {args.rounds}`.\n"
+    )
+    print(
+        f"| profile | batched: {BATCH}-item requests | per-sample, our client ({CONCURRENCY} tasks) | "
+        f"batched / client | per-sample, plain HTTP ({CONCURRENCY} connections) | batched / plain HTTP |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for label, best in rows:
+        print(
+            f"| {label} | {best['batched']:,.0f} | {best['client']:,.0f} | {best['batched'] / best['client']:.2f}x | "
+            f"{best['plain']:,.0f} | {best['batched'] / best['plain']:.2f}x |"
+        )
+    print("\nItems per second, best round.")
+
+
+if __name__ == "__main__":
+    main()
