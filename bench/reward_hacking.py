@@ -277,12 +277,9 @@ def main() -> None:
         for what, held, numbers in check(profile, scored):
             failed |= not held
             print(f"- {'PASS' if held else 'FAIL'}: {what}: {numbers}")
-    flagged = {
-        kind: sum("truncated" in s.guard_flags for s in results[profiles[0]] if s.case.kind == kind)
-        for kind in ("truncated",)
-    }
-    total = sum(s.case.kind == "truncated" for s in results[profiles[0]])
-    print(f"\nThe guard flags {flagged['truncated']} of {total} truncated references as cut off.")
+    truncated = [s for s in results[profiles[0]] if s.case.kind == "truncated"]
+    flagged = sum("truncated" in s.guard_flags for s in truncated)
+    print(f"\nThe guard flags {flagged} of {len(truncated)} truncated references as cut off.")
     sys.exit(1 if failed else 0)
 
 

@@ -40,6 +40,14 @@ def guard(candidate: str, reference: str = REFERENCE, context: dict | None = Non
         "Impression: Normal chest",  # no full stop, but no fragment either
         "Normal.",
         "Moderate cardiomegaly. Small bilateral pleural effusions. Mild pulmonary vascular congestion.",
+        # Other report styles than those of ../shared/data, written for this test.
+        "Compared to the prior study from yesterday, the nasogastric tube has been advanced and now terminates "
+        "within the gastric body. Persistent retrocardiac opacification likely reflects atelectasis, though "
+        "superimposed infection cannot be excluded. Bilateral layering effusions have slightly increased.",
+        "Single portable view. Interval extubation. Swan-Ganz catheter removed. Right IJ sheath remains. Patchy "
+        "bibasilar airspace disease, improving. Heart size top normal. Tortuous thoracic aorta.",
+        "Hyperinflated lungs with flattening of the diaphragms, consistent with COPD. A 1.2 cm spiculated nodule "
+        "in the left upper lobe warrants CT correlation. Multilevel degenerative disc disease of the spine.",
     ],
 )
 def test_healthy_reports_pass(report: str) -> None:
@@ -70,6 +78,7 @@ def test_healthy_reports_pass(report: str) -> None:
             "echoes_prompt",
             "instructions",
         ),
+        ("Generate the findings and impression of this chest radiograph.", "echoes_prompt", "generate"),
     ],
 )
 def test_text_that_is_not_a_report_scores_zero_and_says_why(candidate: str, flag: str, reason: str) -> None:
@@ -88,6 +97,10 @@ def test_every_non_report_variant_is_recognised(kind: str) -> None:
     text = make_variant(kind, REFERENCE, CONTEXT, prompt)
     assert text is not None
     assert "not_a_report" in guard(text, context=CONTEXT).details["flags"]
+
+
+def test_one_instruction_word_in_a_report_with_findings_is_not_a_prompt() -> None:
+    assert guard("Small left pleural effusion, as you suspected.").details["flags"] == []
 
 
 def test_a_report_that_mentions_its_indication_is_not_an_echo() -> None:

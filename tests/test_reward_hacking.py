@@ -11,7 +11,8 @@ real IU X-ray studies where ../shared/data is present) and must hold:
   scores below the reference with one sentence dropped against an abnormal one;
 * on the abnormal references, the best constant candidate's mean is at least 0.25 below the mean of
   the reference with one sentence dropped;
-* ``clinical``: a faithful paraphrase scores within 0.01 of the reference.
+* a faithful paraphrase scores within 0.01 of the reference in ``clinical``, within 0.05 (and below
+  it) in ``default``.
 
 bench/reward_hacking.py measures the same on every shared study.
 """
@@ -228,10 +229,13 @@ def test_honest_candidates_rank_in_order(scored: tuple[str, list[dict]]) -> None
                     assert rewards[kind] < rewards["reference"] - MARGIN, (profile, kind)
 
 
-def test_clinical_pays_nothing_for_wording(scored: tuple[str, list[dict]]) -> None:
+def test_wording_pays_little_in_default_and_nothing_in_clinical(scored: tuple[str, list[dict]]) -> None:
     profile, studies = scored
-    if profile != "clinical":
-        pytest.skip("only the clinical profile has no wording terms")
     for study in studies[: len(NORMAL) + len(ABNORMAL)]:  # the hand-written references
         rewards = {kind: value for kind, (value, _) in study["rewards"].items()}
-        assert rewards["paraphrase"] >= rewards["reference"] - 0.01, study["reference"][:60]
+        if profile == "clinical":
+            assert rewards["paraphrase"] >= rewards["reference"] - 0.01, study["reference"][:60]
+        else:
+            assert rewards["reference"] - 0.05 <= rewards["paraphrase"] < rewards["reference"], study[
+                "reference"
+            ][:60]

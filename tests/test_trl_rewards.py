@@ -106,8 +106,10 @@ def text_prompts() -> list[str]:
 def test_component_functions_share_one_request_and_sum_to_the_reward(proxy: FlakyServer) -> None:
     funcs = make_reward_functions(proxy.base_url)
     expected = direct(proxy.upstream, COMPLETIONS, GROUP_REFERENCES)
-    keys = list(expected["items"][0]["components"])
-    assert [func.__name__ for func in funcs] == keys  # every component of the default profile is weighted
+    components = expected["items"][0]["components"]
+    keys = [key for key, component in components.items() if component["weight"]]
+    # One function per weighted component; the default profile's report_guard is a gate, not a term.
+    assert [func.__name__ for func in funcs] == keys
     assert funcs.reward_weights == [1.0] * len(keys)
 
     rewards, shell = run(funcs, text_prompts(), COMPLETIONS, {"reference": GROUP_REFERENCES})
@@ -116,9 +118,10 @@ def test_component_functions_share_one_request_and_sum_to_the_reward(proxy: Flak
     for column, key in enumerate(keys):
         contributions = [item["components"][key]["contribution"] for item in expected["items"]]
         assert rewards[:, column].tolist() == pytest.approx(contributions)
-    # With TRL's default reward_weights the functions add up to the service's composite reward.
+    # With TRL's default reward_weights the functions add up to the service's composite reward (the
+    # contributions include the gate).
     assert rewards.sum(dim=1).tolist() == pytest.approx([item["reward"] for item in expected["items"]])
-    for key in keys:
+    for key in components:
         raw = [item["components"][key]["score"] for item in expected["items"]]
         assert shell._pending_metrics[f"unirg/{key}/score_mean"] == pytest.approx([sum(raw) / len(raw)])
     assert shell._pending_metrics["unirg/unscored_frac"] == [0.0]

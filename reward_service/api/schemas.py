@@ -39,7 +39,8 @@ class ScoredItem(BaseModel):
     id: str
     reward: float | None = Field(description="Composite reward; null when a required component failed.")
     gate: float | None = Field(
-        None, description="Product of the profile's gate components (1 without gates); the reward includes it."
+        None,
+        description="Product of the profile's gate components (1 without gates); the reward includes it.",
     )
     components: dict[str, ComponentScore]
     errors: list[str]

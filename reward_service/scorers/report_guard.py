@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
@@ -34,22 +35,27 @@ from pydantic import Field
 
 from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult, ScorerOptions
 from reward_service.text.findings import NEGATIVE, POSITIVE, STATUS_RANK, UNCERTAIN, extract_findings
-from reward_service.text.tokens import rouge_tokens
 
 VOCABULARY_RESOURCE = "rules/report_vocabulary.yaml"
 
 # Letter runs in any script: digits, punctuation and "_" separate words; "x-ray" is two words.
 _WORDS = re.compile(r"[^\W\d_]+")
-# Sentences for the repeat check: line breaks inside a sentence (hard-wrapped reports) do not end it.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_SECTION_HEADER = re.compile(r"\b(?:impression|conclusions?|summary)\s*:", re.IGNORECASE)
+_ASCII_WORDS = re.compile(r"[a-z]{2,}")  # the same words as _WORDS of two letters or more, on ASCII text
+# One pass over a lower-cased report: word tokens (rouge-score's), sentence ends ("." "!" "?" before
+# whitespace; a hard line break inside a sentence does not end it) and colons (section headers).
+_TOKENS_AND_MARKS = re.compile(r"[a-z0-9]+|[.!?](?=\s|$)|:")
+_SECTION_HEADERS = frozenset({"impression", "conclusion", "conclusions", "summary"})
+# The tokens of rouge-score (lower-cased ASCII alphanumeric runs), for n-grams and lengths.
+_TOKENS = re.compile(r"[a-z0-9]+")
 _FINISHED = re.compile(r"[.!?][\"')\]]*\s*$")
+_LAST_WORD = re.compile(r"[^\W\d_]+(?=\s*$)")
 # Filler that does not change what a sentence says, ignored when looking for near-duplicates.
 _FILLER_WORDS = (
     "a an the there is are was were be been seen noted identified present again also findings "
     "impression demonstrated visualized appreciated evident"
 )
-_FILLER = frozenset(_FILLER_WORDS.split())
+# Compared without a plural "s", so "effusion" and "effusions" are the same word.
+_FILLER = frozenset(word.removesuffix("s") for word in _FILLER_WORDS.split())
 _SUFFIXES = (
     ("ies", "y"),
     ("es", ""),
@@ -104,14 +110,16 @@ def load_vocabulary() -> ReportVocabulary:
     raw = yaml.safe_load(raw_bytes)
     known = frozenset().union(*(_words(raw[section]) for section in raw["known_sections"]))
     content = frozenset().union(*(_words(raw[section]) for section in raw["content_sections"]))
-    english = known | content
+    instruction = _words(raw["instruction_words"])
+    placeholder = _words(raw["placeholder_words"])
+    english = (known | content) - instruction - placeholder
     return ReportVocabulary(
         version=int(raw["version"]),
         sha256=hashlib.sha256(raw_bytes).hexdigest(),
         known=english,
         content=content,
-        instruction=_words(raw["instruction_words"]),
-        placeholder=_words(raw["placeholder_words"]),
+        instruction=instruction,
+        placeholder=placeholder,
         # A word shared with English report vocabulary ("no", "normal") tells no language apart.
         languages={name: _words(words) - english for name, words in raw["other_languages"].items()},
         dangling=_words(raw["dangling_words"]),
@@ -199,7 +207,8 @@ class ReportGuardScorer(RuleScorer):
     def score_one(self, item: ScoreItem) -> ScoreResult:
         options: ReportGuardOptions = self.options  # type: ignore[assignment]
         text = item.candidate
-        words = _report_words(text)
+        lowered = text.lower()
+        words = _report_words(lowered)
         if not text.strip():
             return _not_a_report("empty", "the candidate is empty or only whitespace", words=0)
         if not words:
@@ -221,19 +230,20 @@ class ReportGuardScorer(RuleScorer):
             reasons.append(f"{reason} (factor {factor:.2f})")
             factors[flag] = factor
 
-        sentences = [sentence for sentence in _SENTENCE_END.split(text.strip()) if sentence]
+        tokens, sentences = _tokens_and_sentences(lowered)
         repeats = self._repeated_sentences(sentences, options)
         if repeats:
             penalise(
                 "repeated_sentences",
                 1.0 - len(repeats) / len(sentences),
                 f"{len(repeats)} of {len(sentences)} sentences repeat an earlier one in their section "
-                f"(e.g. {repeats[0]!r})",
+                f"(e.g. {' '.join(repeats[0])!r})",
             )
-        tokens = rouge_tokens(text)
         n = options.repeat_ngram
-        grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-        distinct_ratio = len(set(grams)) / len(grams) if grams else 1.0
+        grams = max(0, len(tokens) - n + 1)
+        distinct_ratio = (
+            len(set(zip(*(tokens[i:] for i in range(n)), strict=False))) / grams if grams else 1.0
+        )
         # Natural reports repeat few 4-grams; below half distinct the text is looping.
         if distinct_ratio < 0.5:
             penalise(
@@ -242,7 +252,8 @@ class ReportGuardScorer(RuleScorer):
                 f"only {distinct_ratio:.0%} of its {n}-word sequences are distinct: the text loops",
             )
         allowed = max(
-            options.min_length_allowance, options.max_length_ratio * len(rouge_tokens(item.reference))
+            options.min_length_allowance,
+            options.max_length_ratio * len(_TOKENS.findall(item.reference.lower())),
         )
         if len(tokens) > allowed:
             penalise(
@@ -250,7 +261,7 @@ class ReportGuardScorer(RuleScorer):
                 allowed / len(tokens),
                 f"{len(tokens)} words where {allowed:.0f} are allowed for this reference",
             )
-        fragment = self._truncated_at(text, words)
+        fragment = self._truncated_at(text)
         if fragment is not None:
             penalise(
                 "truncated",
@@ -280,19 +291,22 @@ class ReportGuardScorer(RuleScorer):
     ) -> ScoreResult | None:
         vocabulary = self.vocabulary
         count = len(words)
-        placeholder = [word for word in words if word in vocabulary.placeholder]
+        # Placeholder, instruction and foreign words are never report vocabulary, so every check reads
+        # only the words outside it: none or a few in a real report.
+        outside = [word for word in words if word not in vocabulary.known]
+        placeholder = [word for word in outside if word in vocabulary.placeholder]
         if len(placeholder) >= max(2, 0.3 * count):
             return _not_a_report(
                 "placeholder_text",
                 f"{len(placeholder)} of {count} words are placeholder text ({_sample(placeholder)})",
                 count,
             )
-        unknown = [word for word in words if not vocabulary.is_known(word)]
+        unknown = [word for word in outside if not vocabulary.is_known(word)]
         known_share = 1.0 - len(unknown) / count
         if known_share < options.min_vocabulary_share:
             language, hits = max(
                 (
-                    (name, [word for word in words if word in listed])
+                    (name, [word for word in outside if word in listed])
                     for name, listed in vocabulary.languages.items()
                 ),
                 key=lambda entry: len(entry[1]),
@@ -313,8 +327,9 @@ class ReportGuardScorer(RuleScorer):
                 count,
                 vocabulary_share=known_share,
             )
-        instructions = sorted({word for word in words if word in vocabulary.instruction})
-        if len(instructions) >= 2:
+        instructions = sorted({word for word in outside if word in vocabulary.instruction})
+        # Two instruction words, or one in a text that reports no finding ("Generate the findings.").
+        if len(instructions) >= 2 or (instructions and not _finding_statuses(item.candidate)):
             return _not_a_report(
                 "echoes_prompt",
                 f"reads as instructions, not a report: {', '.join(instructions)}",
@@ -344,7 +359,7 @@ class ReportGuardScorer(RuleScorer):
         if not item.context:
             return None
         candidate = set(words)
-        fields = {key: set(_report_words(value)) for key, value in item.context.items() if value}
+        fields = {key: _context_words(value) for key, value in item.context.items() if value}
         every = set().union(*fields.values()) if fields else set()
         if not every or len(candidate & every) < 0.8 * len(candidate):
             return None
@@ -354,45 +369,46 @@ class ReportGuardScorer(RuleScorer):
         return None
 
     @staticmethod
-    def _repeated_sentences(sentences: list[str], options: ReportGuardOptions) -> list[str]:
-        """Sentences that repeat an earlier one of the same section, exactly or nearly."""
-        repeats: list[str] = []
+    def _repeated_sentences(
+        sentences: list[tuple[int, tuple[str, ...]]], options: ReportGuardOptions
+    ) -> list:
+        """Sentences (token tuples) that repeat an earlier one of the same section, exactly or nearly."""
+        repeats: list[tuple[str, ...]] = []
+        seen: list[frozenset[str]] = []  # meanings of the current section's sentences
+        exact: set[tuple[str, ...]] = set()
         section = 0
-        seen: list[tuple[int, frozenset[str]]] = []
-        exact: set[tuple[int, str]] = set()
-        for sentence in sentences:
-            if _SECTION_HEADER.search(sentence):
-                section += 1
-            tokens = rouge_tokens(_SECTION_HEADER.sub(" ", sentence))
-            if all(token.isdigit() for token in tokens):
-                continue  # list numbering ("1.") or an empty section
-            key = (section, " ".join(tokens))
-            meaning = frozenset(token.removesuffix("s") for token in tokens if token not in _FILLER)
-            if key in exact or any(
-                earlier_section == section
-                and meaning
-                and len(meaning & earlier) >= options.near_duplicate_jaccard * len(meaning | earlier)
-                for earlier_section, earlier in seen[-50:]
+        threshold = options.near_duplicate_jaccard
+        for sentence_section, tokens in sentences:
+            if sentence_section != section:
+                section, seen, exact = sentence_section, [], set()
+            meaning = frozenset([token.removesuffix("s") for token in tokens]) - _FILLER
+            size = len(meaning)
+            if tokens in exact or any(
+                threshold * size <= len(earlier) <= size / threshold
+                and len(meaning & earlier) >= threshold * len(meaning | earlier)
+                for earlier in seen[-50:]
             ):
-                repeats.append(sentence)
+                repeats.append(tokens)
                 continue
-            exact.add(key)
-            seen.append((section, meaning))
+            exact.add(tokens)
+            seen.append(meaning)
         return repeats
 
-    def _truncated_at(self, text: str, words: list[str]) -> str | None:
+    def _truncated_at(self, text: str) -> str | None:
         """The fragment a report cut off mid-sentence ends on, or None when it ends like a report."""
         if _FINISHED.search(text):
             return None
-        last = words[-1]
-        stripped = text.rstrip()
-        if stripped and not stripped[-1].isalpha():
-            return None  # ends on a digit or symbol, e.g. "(2)" or "5 mm": no fragment to judge
-        if last in self.vocabulary.dangling or not self.vocabulary.is_known(last):
-            return last
+        last = _LAST_WORD.search(text)
+        if last is None:
+            return None  # ends on a digit or symbol, e.g. "(2)" or "5 mm.": no fragment to judge
+        word = last.group(0).lower()
+        if len(word) == 1 or word in self.vocabulary.dangling or not self.vocabulary.is_known(word):
+            return word
         return None
 
-    def _check_finding_lists(self, item: ScoreItem, options: ReportGuardOptions, penalise: Any) -> None:
+    def _check_finding_lists(
+        self, item: ScoreItem, options: ReportGuardOptions, penalise: Callable[[str, float, str], None]
+    ) -> None:
         candidate = _finding_statuses(item.candidate)
         negated = [finding for finding, status in candidate.items() if status == NEGATIVE]
         hedged = [finding for finding, status in candidate.items() if status == UNCERTAIN]
@@ -419,9 +435,48 @@ class ReportGuardScorer(RuleScorer):
             )
 
 
-def _report_words(text: str) -> list[str]:
-    """Lower-cased words of two letters or more: single letters ("T7", "p.m.", "x-ray") tell no language."""
-    return [word for word in _WORDS.findall(text.lower()) if len(word) > 1]
+def _tokens_and_sentences(lowered: str) -> tuple[list[str], list[tuple[int, tuple[str, ...]]]]:
+    """The word tokens of a lower-cased text, and its sentences as (section number, tokens).
+
+    A section starts at a header ("impression:"); sentences without a letter (list numbers) are left out.
+    """
+    tokens: list[str] = []
+    sentences: list[tuple[int, tuple[str, ...]]] = []
+    section = 0
+    start = 0  # index in tokens where the current sentence starts
+    worded = False  # whether the current sentence has a token other than a number
+    for piece in _TOKENS_AND_MARKS.findall(lowered):
+        if piece == ":":
+            if len(tokens) > start and tokens[-1] in _SECTION_HEADERS:
+                if len(tokens) - 1 > start and any(not token.isdigit() for token in tokens[start:-1]):
+                    sentences.append((section, tuple(tokens[start:-1])))
+                section += 1
+                start, worded = len(tokens), False
+            continue
+        if piece in ".!?":
+            if worded:
+                sentences.append((section, tuple(tokens[start:])))
+            start, worded = len(tokens), False
+            continue
+        tokens.append(piece)
+        worded = worded or not piece.isdigit()
+    if worded:
+        sentences.append((section, tuple(tokens[start:])))
+    return tokens, sentences
+
+
+@lru_cache(maxsize=4096)
+def _context_words(value: str) -> frozenset[str]:
+    """Words of a context field (cached: the candidates of one prompt share its context)."""
+    return frozenset(_report_words(value.lower()))
+
+
+def _report_words(lowered: str) -> list[str]:
+    """Words of two letters or more of a lower-cased text: single letters ("T7", "p.m.", "x-ray") tell no
+    language."""
+    if lowered.isascii():
+        return _ASCII_WORDS.findall(lowered)
+    return [word for word in _WORDS.findall(lowered) if len(word) > 1]
 
 
 def _not_a_report(flag: str, reason: str, words: int, **details: Any) -> ScoreResult:

@@ -80,6 +80,7 @@ _SAME_ONLY = frozenset({"same"})
 _IMPROVED = frozenset({"better"})
 _WORSENED = frozenset({"worse", "new"})
 Span = tuple[int, int]
+_RELATED = tuple(RULES.related)
 _ATTRIBUTE_ROLES = {
     "location": LEFT | RIGHT | UPPER | MIDDLE | LOWER,
     "severity": RULES.severity_mask,
@@ -183,10 +184,11 @@ def _summarize_mentions(mentions: list[Mention]) -> FindingSummary:
         laterality = laterality | mention.laterality if mention.laterality else laterality
         zone = zone | mention.zone if mention.zone else zone
         severity = severity | mention.severity if mention.severity else severity
-        for attribute, roles in _ATTRIBUTE_ROLES.items():
-            found = mention.attribute_spans(roles)
-            if found:
-                attribute_spans.setdefault(attribute, []).extend(found)
+        if mention.modifiers:
+            for attribute, roles in _ATTRIBUTE_ROLES.items():
+                found = mention.attribute_spans(roles)
+                if found:
+                    attribute_spans.setdefault(attribute, []).extend(found)
         for measurement in mention.measurements:
             kind = "size" if measurement.landmark is None else "position"
             attribute_spans.setdefault(kind, []).append((measurement.start, measurement.end))
@@ -336,7 +338,11 @@ def _related_errors(
 ) -> set[str]:
     """One error for a lesion the candidate calls a related finding (nodule vs mass); the findings it covers."""
     covered: set[str] = set()
-    for pair in RULES.related:
+    if not ref.findings or not cand.findings:
+        return covered
+    for pair in _RELATED:
+        if pair.isdisjoint(ref.findings) or pair.isdisjoint(cand.findings):
+            continue
         for ref_finding in pair:
             (cand_finding,) = pair - {ref_finding}
             r = ref.findings.get(ref_finding)

@@ -201,10 +201,16 @@ def _normalize(text: str) -> NormalizedReport:
     lowered = text.lower()
     if len(lowered) != len(text):  # a few letters ("İ") lower-case to two characters
         lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    for abbreviation, replacement in _ABBREVIATIONS:
-        if abbreviation in lowered:
-            lowered = lowered.replace(abbreviation, replacement)
-    if not _UNUSUAL_WHITESPACE.search(lowered):
+    if "." in lowered:
+        for abbreviation, replacement in _ABBREVIATIONS:
+            if abbreviation in lowered:
+                lowered = lowered.replace(abbreviation, replacement)
+    if lowered.isascii():  # substring tests are much cheaper than a regex over the whole text
+        plain = not ("  " in lowered or "\n" in lowered or "\t" in lowered or "\r" in lowered)
+        plain = plain and "\x0b" not in lowered and "\x0c" not in lowered
+    else:
+        plain = not _UNUSUAL_WHITESPACE.search(lowered)
+    if plain:
         return NormalizedReport(lowered, None)
     pieces: list[str] = []
     origin: list[int] = []
@@ -228,7 +234,8 @@ def _normalize(text: str) -> NormalizedReport:
 # ends as :func:`reward_service.text.sentences.split_sentences` splits ("." "!" "?" before whitespace,
 # line breaks), ";" and ":" ending a clause, "?" marking uncertainty.
 _WORDS = re.compile(r"[\w-]+")
-_PUNCTUATION = re.compile(r"[.!?;:\n]")
+_SENTENCE_ENDS = re.compile(r"[.!?](?=\s)|\n")
+_CLAUSE_PUNCTUATION = re.compile(r"[;:?]")
 
 
 @dataclass(slots=True)
@@ -311,7 +318,9 @@ def extract_findings(text: str) -> ReportFindings:
             owner = _attribute_owner(text, layout, spans, starts, cue_start, cue_end)
             if owner is not None:
                 attributes[owner] |= roles
-                modifiers[owner].append((*normalized.original_span(cue_start, cue_end), roles & _ATTRIBUTE))
+                if normalized.origin is not None:
+                    cue_start, cue_end = normalized.original_span(cue_start, cue_end)
+                modifiers[owner].append((cue_start, cue_end, roles & _ATTRIBUTE))
     measured: list[list[Measurement]] = [[] for _ in spans]
     for measurement in find_measurements(text):
         owner = _attribute_owner(text, layout, spans, starts, measurement.start, measurement.end)
@@ -324,7 +333,11 @@ def extract_findings(text: str) -> ReportFindings:
     for span, status, found, measurements, modified_by, is_explained in zip(
         spans, statuses, attributes, measured, modifiers, explained, strict=True
     ):
-        start, end = normalized.original_span(span.claim_start, span.claim_end)
+        start, end = (
+            (span.claim_start, span.claim_end)
+            if normalized.origin is None
+            else normalized.original_span(span.claim_start, span.claim_end)
+        )
         mention = Mention(
             span.concept,
             status,
@@ -340,9 +353,10 @@ def extract_findings(text: str) -> ReportFindings:
             is_explained,
         )
         mentions.append(mention)
-        malposition = _malposition(mention)
-        if malposition is not None:
-            mentions.append(malposition)
+        if measurements:
+            malposition = _malposition(mention)
+            if malposition is not None:
+                mentions.append(malposition)
     return ReportFindings(text, tuple(mentions), comparison_sentence, comparison_span)
 
 
@@ -385,19 +399,12 @@ def _layout(text: str) -> _Layout:
     """Word starts, sentence ends (plus a sentinel past the end) and punctuation cues of ``text``."""
     word_starts = [match.start() for match in _WORDS.finditer(text)]
     letter_starts = [start for start in word_starts if "a" <= text[start] <= "z"]
-    sentence_ends: list[int] = []
-    punctuation: list[tuple[int, int, int]] = []
-    for match in _PUNCTUATION.finditer(text):
-        position = match.start()
-        character = text[position]
-        if character in ";:":
-            punctuation.append((position, position + 1, TERM))
-            continue
-        if character == "?":
-            punctuation.append((position, position + 1, UNC | POST_UNC))
-        if character == "\n" or text[position + 1 : position + 2].isspace():
-            sentence_ends.append(position + 1)
+    sentence_ends = [match.end() for match in _SENTENCE_ENDS.finditer(text)]
     sentence_ends.append(len(text) + 1)
+    punctuation = [
+        (match.start(), match.end(), TERM if match.group() != "?" else UNC | POST_UNC)
+        for match in _CLAUSE_PUNCTUATION.finditer(text)
+    ]
     return _Layout(word_starts, letter_starts, sentence_ends, punctuation)
 
 

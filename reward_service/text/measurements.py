@@ -24,6 +24,7 @@ _MEASUREMENT = re.compile(
     rf"(?P<landmark>{_LANDMARKS}))?"
 )
 _OTHER_NUMBERS = re.compile(_NUMBER)
+_ANY_UNIT = re.compile(rf"\d\s*(?:{_UNITS})")
 
 
 class Measurement(NamedTuple):
@@ -42,7 +43,9 @@ class Measurement(NamedTuple):
 
 def find_measurements(text: str) -> list[Measurement]:
     """Every size or distance in lower-cased ``text``, left to right."""
-    found = []
+    found: list[Measurement] = []
+    if not _ANY_UNIT.search(text):  # most reports measure nothing; this scan is far cheaper
+        return found
     for match in _MEASUREMENT.finditer(text):
         scale = _ATTRIBUTES.units_mm[match["unit"]]
         numbers = [float(match["first"])] + [float(n) for n in _OTHER_NUMBERS.findall(match["others"])]

@@ -102,8 +102,11 @@ class _Tables:
 
 
 def _alternation(pairs: list[list[str]]) -> tuple[re.Pattern[str], tuple[str, ...]]:
-    """One regex trying every phrase at each position (earliest match wins, then the first listed)."""
-    pattern = "|".join(f"(\\b{phrase}\\b)" for phrase, _ in pairs)
+    """One regex trying every phrase at each position (earliest match wins, then the first listed).
+
+    Each phrase is a named group ``p<index>``, so groups inside a phrase do not shift the lookup.
+    """
+    pattern = "|".join(f"(?P<p{index}>\\b{phrase}\\b)" for index, (phrase, _) in enumerate(pairs))
     return re.compile(pattern, re.IGNORECASE), tuple(replacement for _, replacement in pairs)
 
 
@@ -162,7 +165,7 @@ def _match_case(original: str, replacement: str) -> str:
 
 def _replace_with(pattern: re.Pattern[str], replacements: tuple[str, ...], text: str, count: int = 0) -> str:
     def replace(match: re.Match[str]) -> str:
-        return _match_case(match.group(0), replacements[match.lastindex - 1])  # type: ignore[operator]
+        return _match_case(match.group(0), replacements[int(str(match.lastgroup)[1:])])
 
     return pattern.sub(replace, text, count=count)
 
