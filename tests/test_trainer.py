@@ -266,14 +266,19 @@ def test_qwen_vl_families_resolve_to_their_generation_classes() -> None:
         assert image_only.__name__ == processor_class.__name__  # saves as, and reloads into, the real class
 
 
-def test_word_tokenizer_round_trips_reports() -> None:
+def test_word_tokenizer_round_trips_reports(tmp_path: Path) -> None:
+    from trainer.models import load_tokenizer
+
     tokenizer = build_word_tokenizer(toy_corpus())
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = load_tokenizer(str(tmp_path))  # as `unirg train` loads it
     reports = [text for text in toy_corpus() if text.startswith("Findings:")]
     assert len(reports) == 4
     for text in reports:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert tokenizer.unk_token_id not in ids
         assert tokenizer.decode(ids) == text
+        assert reloaded(text, add_special_tokens=False)["input_ids"] == ids
 
 
 def test_image_size_caps_the_visual_tokens(toy: Path) -> None:
@@ -317,7 +322,11 @@ def test_vlm_sft_step(toy: Path, tmp_path: Path) -> None:
     # processor_config.json on 5) and loads back from there.
     from trainer.models import load_processing_class
 
-    assert load_processing_class(str(next_model), "vlm").image_processor is not None
+    processor = load_processing_class(str(next_model), "vlm")
+    assert processor.image_processor is not None
+    report = next(text for text in toy_corpus() if text.startswith("Findings:"))
+    ids = processor.tokenizer(report, add_special_tokens=False)["input_ids"]
+    assert processor.tokenizer.decode(ids) == report  # the word-level tokenizer survives the reload
 
 
 # --- training against the live service ----------------------------------------------------------

@@ -88,7 +88,9 @@ def test_bertscore_token_ids_equal_sent_encode_on_transformers_4(reference: dict
 
 
 @pytest.mark.parametrize("case", range(4))
-async def test_bertscore_equals_bert_score_on_transformers_4(reference: dict, tmp_path: Path, case: int) -> None:
+async def test_bertscore_equals_bert_score_on_transformers_4(
+    reference: dict, tmp_path: Path, case: int
+) -> None:
     expected = reference["bertscore"]["cases"][case]
     models = reference["models"]
     options = {"model": models[expected["encoder"]], "layer": expected["layer"]}
@@ -106,7 +108,9 @@ async def test_bertscore_equals_bert_score_on_transformers_4(reference: dict, tm
         assert result.details["recall"] == pytest.approx(expected["recall"][index], abs=1e-5)
 
 
-async def test_chexbert_and_semb_equal_the_original_on_transformers_4(reference: dict, tmp_path: Path) -> None:
+async def test_chexbert_and_semb_equal_the_original_on_transformers_4(
+    reference: dict, tmp_path: Path
+) -> None:
     import torch
     from transformers import BertTokenizer
 

@@ -84,8 +84,14 @@ def bertscore_reference(models: dict[str, str]) -> dict[str, Any]:
 
 
 def chexbert_reference(models: dict[str, str]) -> dict[str, Any]:
-    from fidelity import CANDIDATES, REFERENCES, TOKENIZER_EDGE_CASES, one_report_forward, original_chexbert
-    from fidelity import original_chexbert_ids
+    from fidelity import (
+        CANDIDATES,
+        REFERENCES,
+        TOKENIZER_EDGE_CASES,
+        one_report_forward,
+        original_chexbert,
+        original_chexbert_ids,
+    )
     from transformers import BertTokenizer
 
     model = original_chexbert(Path(models["bert"]), Path(models["chexbert"]))
