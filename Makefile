@@ -6,8 +6,15 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 # Not --quiet: a first install takes minutes, and pip's progress shows it is moving.
 PIP := $(BIN)/python -m pip install --disable-pip-version-check
+# A second environment on transformers 5: the model-scorer and trainer tests run there too, and its
+# fidelity tests compare with the reference packages' numbers computed in $(VENV) (transformers 4).
+VENV5 ?= .venv-tf5
+TRANSFORMERS5_SPEC ?= transformers>=5,<6
+PIP5 := $(VENV5)/bin/python -m pip install --disable-pip-version-check
+TRANSFORMERS5_TESTS := tests/test_model_scorers.py tests/test_radgraph.py tests/test_trainer.py tests/test_transformers5.py
+PYTEST5 := UNIRG_TRANSFORMERS4_PYTHON="$(abspath $(BIN))/python" $(VENV5)/bin/python -m pytest $(TRANSFORMERS5_TESTS)
 
-.PHONY: serve test install-service install-models install-train install-test redis lint bench
+.PHONY: serve test test-transformers5 install-service install-models install-train install-test install-transformers5 redis lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +30,26 @@ install-service: $(BIN)/python
 install-models install-train: install-%: $(BIN)/python
 	$(PIP) "$(TORCH_SPEC)" -e ".[$*]"
 
-## Install everything (torch first, so pip does not pick a CUDA build), start Redis, run the tests.
-test: install-test redis
+## Install everything (torch first, so pip does not pick a CUDA build), start Redis, run the tests; then
+## the model-scorer and trainer tests again on transformers 5.
+test: install-test install-transformers5 redis
 	$(BIN)/python -m pytest
+	$(PYTEST5)
 
 install-test: $(BIN)/python
 	$(PIP) "$(TORCH_SPEC)"
 	$(PIP) -e ".[test]"
+
+## Only the transformers-5 part of `make test`.
+test-transformers5: install-test install-transformers5 redis
+	$(PYTEST5)
+
+$(VENV5)/bin/python:
+	$(PYTHON) -m venv $(VENV5)
+
+install-transformers5: $(VENV5)/bin/python
+	$(PIP5) "$(TORCH_SPEC)"
+	$(PIP5) -e ".[test]" "$(TRANSFORMERS5_SPEC)"
 
 ## Start the local Redis the judge-cache tests use, unless one already answers.
 redis:

@@ -193,10 +193,13 @@ def main() -> None:
             rows.append(("CheXbert labels", "one report per forward (f1chexbert's way)", ours, peer, peak))
             notes.append(f"CheXbert: pairs whose labels differ from the peer's: {differ} of {pairs}")
     bench_peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import transformers
+
     print(f"## Model scorers: BERTScore and CheXbert vs peers in-process ({datetime.now(UTC):%Y-%m-%d})\n")
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f} at the end, Python {platform.python_version()}, CPU. `python bench/bench_models.py --rounds "
+        f"{os.getloadavg()[0]:.1f} at the end, Python {platform.python_version()}, transformers "
+        f"{transformers.__version__}, CPU. `python bench/bench_models.py --rounds "
         f"{args.rounds}`: random {args.encoder_size} BERTScore encoder (layer {BERTSCORE_LAYER}), random "
         f"{args.chexbert_size} CheXbert; per round 32 fresh IU X-ray references x 8 candidates = 256 pairs, "
         f"sent as 16 concurrent requests of 16 items; peers in-process once per 16-item chunk.\n"

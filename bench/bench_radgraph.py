@@ -70,8 +70,14 @@ def workload(reports: list[str], rounds: int, seed: int = 0) -> list[list[ScoreI
 
 def load_peer(model_dir: Path) -> Any:
     import radgraph
+    import transformers
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    from reward_service.models.radgraph_compat import current_tokenizer_api
+
+    # On transformers 5 the package builds a model only with its tokenizer calls answered (radgraph_compat).
+    major = int(transformers.__version__.split(".")[0])
+    adapted = current_tokenizer_api() if major >= 5 else contextlib.nullcontext()
+    with contextlib.redirect_stdout(io.StringIO()), adapted:
         peer = radgraph.F1RadGraph(
             reward_level="all", model_type="radgraph", model_cache_dir=str(model_dir), cuda=-1
         )
@@ -191,10 +197,13 @@ def main() -> None:
     peer_peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     pairs = sum(len(items) for items in rounds)
     ours_s, peer_s = sum(ours), sum(peer)
+    import transformers
+
     print(f"## RadGraph F1: service vs radgraph.F1RadGraph ({datetime.now(UTC):%Y-%m-%d})\n")
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared with other work "
-        f"while measuring), Python {platform.python_version()}, CPU. `python bench/bench_radgraph.py --size "
+        f"while measuring), Python {platform.python_version()}, transformers {transformers.__version__}, CPU. "
+        f"`python bench/bench_radgraph.py --size "
         f"{args.size} --rounds {args.rounds}`: random {args.size} DyGIE; per round 32 fresh IU X-ray references "
         f"x 8 candidates = 256 pairs, sent as 16 concurrent requests of 16 items; the peer called in-process "
         f"once per 16-item chunk; service and peer rounds alternate.\n"

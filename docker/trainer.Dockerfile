@@ -16,9 +16,9 @@
 #   BASE_IMAGE    a CUDA runtime image with Ubuntu 24.04 (Python 3.12). Pick a CUDA version your driver
 #                 supports (`nvidia-smi` prints the highest); torch and vLLM bring their own CUDA libraries.
 #   VLLM_VERSION  the vLLM wheel for TRL's generation; empty to leave vLLM out (then `use_vllm: false`).
-#                 TRL 1.16 supports vLLM 0.22-0.31, and only 0.22.x-0.23.x accept transformers < 5, which
-#                 radgraph and bert-score need in this project: keep it in that range. It pins torch, so
-#                 torch is not installed separately.
+#                 TRL 1.16 supports vLLM 0.22-0.31; 0.22.x-0.23.x accept transformers 4, later ones need
+#                 transformers 5, which the project supports but has not tested with vLLM yet: keep it in
+#                 0.22-0.23 until then. It pins torch, so torch is not installed separately.
 #   UID           the user id the trainer runs as, so checkpoints in a bind-mounted outputs folder are yours.
 
 ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
@@ -48,7 +48,7 @@ COPY pyproject.toml README.md ./
 COPY reward_service ./reward_service
 COPY clients ./clients
 COPY trainer ./trainer
-# One resolution for the project and vLLM, so vLLM's torch pin and the project's transformers < 5 pin are
+# One resolution for the project and vLLM, so vLLM's torch and transformers pins and the project's are
 # satisfied together (pip fails the build rather than install a pair that does not work).
 RUN pip install --no-cache-dir "./[train]" ${VLLM_VERSION:+"vllm==${VLLM_VERSION}"}
 

@@ -15,28 +15,25 @@ import httpx
 import pytest
 import torch
 import yaml
+from fidelity import (
+    CANDIDATES,
+    REFERENCES,
+    TOKENIZER_EDGE_CASES,
+    one_report_forward,
+    original_chexbert,
+    original_chexbert_ids,
+    pairs,
+    transformers4_only,
+)
 
 from reward_service.models.hub import MissingWeightsError
-from reward_service.models.random_init import build_bert_encoder, build_chexbert_checkpoint
+from reward_service.models.random_init import (
+    build_bert_encoder,
+    build_chexbert_checkpoint,
+    build_roberta_encoder,
+)
 from reward_service.scorers import ScoreItem, ScoreResult, scorer_class
 from reward_service.settings import Settings
-
-REFERENCES = [
-    "The heart size is normal. The lungs are clear. No pleural effusion or pneumothorax.",
-    "Mild cardiomegaly. Small left pleural effusion with adjacent atelectasis.",
-    "No acute cardiopulmonary process.",
-    "Lungs are hyperinflated. There is a right lower lobe opacity concerning for pneumonia.",
-]
-CANDIDATES = [
-    "Heart size is normal. Lungs are clear without effusion.",
-    "Cardiomegaly with a small left pleural effusion.",
-    "No acute cardiopulmonary process.",
-    "Right lower lobe consolidation, possibly pneumonia. Lungs hyperinflated.",
-    "",
-    "Stable mediastinal silhouette. Osseous structures intact.",
-    "The heart is enlarged. Mild pulmonary edema. Bilateral pleural effusions.",
-    "No pneumothorax.",
-]
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +43,12 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     checkpoint = build_chexbert_checkpoint(root / "chexbert.pth", encoder, seed=2)
     baseline = root / "baseline.tsv"
     baseline.write_text("LAYER,P,R,F\n0,0.1,0.2,0.3\n1,0.6,0.55,0.58\n2,0.7,0.65,0.68\n", encoding="utf-8")
-    return {"encoder": encoder, "chexbert": checkpoint, "baseline": baseline}
+    roberta = build_roberta_encoder(root / "tiny-roberta", seed=4)
+    return {"encoder": encoder, "roberta": roberta, "chexbert": checkpoint, "baseline": baseline}
 
 
 def settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(model_cache_dir=tmp_path / "cache", device="cpu", batch_max_wait_ms=0, **overrides)
-
-
-def pairs() -> list[ScoreItem]:
-    return [
-        ScoreItem(id=f"r{r}-c{c}", reference=reference, candidate=candidate)
-        for r, reference in enumerate(REFERENCES)
-        for c, candidate in enumerate(CANDIDATES)
-    ]
 
 
 async def score_with(name: str, options: dict, config: Settings, items: list[ScoreItem]) -> list[ScoreResult]:
@@ -71,20 +61,22 @@ async def score_with(name: str, options: dict, config: Settings, items: list[Sco
         await scorer.close()
 
 
+@transformers4_only
+@pytest.mark.parametrize("encoder", ["encoder", "roberta"])
 @pytest.mark.parametrize("layer", [1, 2])
 @pytest.mark.parametrize("rescale", [False, True])
 async def test_bertscore_equals_bert_score_package(
-    tiny_models: dict[str, Path], tmp_path: Path, layer: int, rescale: bool
+    tiny_models: dict[str, Path], tmp_path: Path, encoder: str, layer: int, rescale: bool
 ) -> None:
     from bert_score import BERTScorer
 
     items = pairs()
-    options = {"model": str(tiny_models["encoder"]), "layer": layer}
+    options = {"model": str(tiny_models[encoder]), "layer": layer}
     if rescale:
         options["baseline"] = str(tiny_models["baseline"])
     ours = await score_with("bertscore", options, settings(tmp_path), items)
     peer = BERTScorer(
-        model_type=str(tiny_models["encoder"]),
+        model_type=str(tiny_models[encoder]),
         num_layers=layer,
         device="cpu",
         lang="en",
@@ -99,6 +91,23 @@ async def test_bertscore_equals_bert_score_package(
         assert result.details["recall"] == pytest.approx(float(recall[index]), abs=1e-5)
 
 
+@transformers4_only
+@pytest.mark.parametrize("encoder", ["encoder", "roberta"])
+def test_encode_sentence_gives_the_ids_of_sent_encode(tiny_models: dict[str, Path], encoder: str) -> None:
+    from bert_score.utils import get_tokenizer, sent_encode
+
+    from reward_service.models.tokenization import SpecialTokens
+    from reward_service.scorers.bertscore import encode_sentence
+
+    tokenizer = get_tokenizer(str(tiny_models[encoder]), use_fast=False)
+    special = SpecialTokens.of(tokenizer)
+    for text in [*CANDIDATES, *TOKENIZER_EDGE_CASES]:
+        assert encode_sentence(tokenizer, special, text) == sent_encode(tokenizer, text), text
+    for ids in ([], [7], [5, 6, 7]):
+        assert special.wrap(ids) == tokenizer.build_inputs_with_special_tokens(ids)
+
+
+@transformers4_only
 async def test_bertscore_default_is_the_packaged_minilm(tmp_path: Path) -> None:
     from bert_score import BERTScorer
 
@@ -127,53 +136,7 @@ async def test_missing_weights_name_the_fetch_command(tmp_path: Path) -> None:
         )
 
 
-class OriginalBertLabeler(torch.nn.Module):
-    """CheXbert's ``bert_labeler`` as in the original repository, loaded the original way."""
-
-    def __init__(self, encoder_dir: Path) -> None:
-        from transformers import BertConfig, BertModel
-
-        super().__init__()
-        self.bert = BertModel(BertConfig.from_pretrained(encoder_dir))
-        self.dropout = torch.nn.Dropout(0.1)
-        hidden = self.bert.pooler.dense.in_features
-        self.linear_heads = torch.nn.ModuleList([torch.nn.Linear(hidden, 4, bias=True) for _ in range(13)])
-        self.linear_heads.append(torch.nn.Linear(hidden, 2, bias=True))
-
-    def forward(self, source_padded: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
-        final_hidden = self.bert(source_padded, attention_mask=attention_mask)[0]
-        cls_hidden = self.dropout(final_hidden[:, 0, :].squeeze(dim=1))
-        return [self.linear_heads[i](cls_hidden) for i in range(14)]
-
-
-def original_chexbert(tiny_models: dict[str, Path]) -> torch.nn.DataParallel:
-    model = torch.nn.DataParallel(OriginalBertLabeler(tiny_models["encoder"]))
-    state = torch.load(tiny_models["chexbert"], map_location="cpu", weights_only=True)["model_state_dict"]
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not missing and unexpected == ["module.bert.embeddings.position_ids"]
-    return model.eval()
-
-
-def one_report_forward(
-    model: torch.nn.DataParallel, tokenizer, report: str
-) -> tuple[list[int], torch.Tensor]:
-    """f1chexbert's path: one report, tokenized as CheXbert does, one forward pass."""
-    import re
-
-    text = re.sub(r"\s+", " ", report.strip().replace("\n", " ")).strip()
-    tokens = tokenizer.tokenize(text)
-    ids = (
-        tokenizer.encode_plus(tokens)["input_ids"]
-        if tokens
-        else [tokenizer.cls_token_id, tokenizer.sep_token_id]
-    )
-    batch = torch.tensor([ids])
-    with torch.no_grad():
-        heads = model(batch, torch.ones_like(batch))
-        cls = model.module.bert(batch, attention_mask=torch.ones_like(batch))[0][0, 0]
-    return [int(head.argmax(dim=1)) for head in heads], cls
-
-
+@transformers4_only
 async def test_chexbert_labels_and_semb_match_a_direct_forward_pass(
     tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -185,7 +148,7 @@ async def test_chexbert_labels_and_semb_match_a_direct_forward_pass(
     labels = await score_with("chexbert", options, config, items)
     semb = await score_with("semb", options, config, items)
 
-    model = original_chexbert(tiny_models)
+    model = original_chexbert(tiny_models["encoder"], tiny_models["chexbert"])
     tokenizer = BertTokenizer.from_pretrained(tiny_models["encoder"])
     names = [
         "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema", "Consolidation",
@@ -210,6 +173,17 @@ async def test_chexbert_labels_and_semb_match_a_direct_forward_pass(
         assert label_result.details["f1_micro5"] == pytest.approx(f1(ref & top5, cand & top5))
         cosine = torch.nn.functional.cosine_similarity(ref_cls, cand_cls, dim=0)
         assert semb_result.score == pytest.approx(float(cosine), abs=1e-5)
+
+
+@transformers4_only
+def test_chexbert_tokenization_equals_the_original(tiny_models: dict[str, Path]) -> None:
+    from transformers import BertTokenizer
+
+    from reward_service.models.chexbert import tokenize_report
+
+    tokenizer = BertTokenizer.from_pretrained(tiny_models["encoder"])
+    for text in [*REFERENCES, *CANDIDATES, *TOKENIZER_EDGE_CASES]:
+        assert tokenize_report(text, tokenizer) == original_chexbert_ids(tokenizer, text), text
 
 
 async def test_chexbert_and_semb_share_one_model(tiny_models: dict[str, Path], tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fidelity import HAND_WRITTEN, annotate_with_package, grpo_items, radgraph_package_context
 
 from reward_service.models.hub import MissingWeightsError
 from reward_service.models.radgraph import BatchedRadGraph, pair_chunks
@@ -26,20 +27,6 @@ from reward_service.scorers.radgraph import radgraph_scores
 from reward_service.settings import Settings
 
 radgraph = pytest.importorskip("radgraph")
-
-HAND_WRITTEN = [
-    "The heart size is normal. The lungs are clear. No pleural effusion or pneumothorax.",
-    "Mild cardiomegaly. Small left pleural effusion with adjacent atelectasis.",
-    "No acute cardiopulmonary process.",
-    "Lungs are hyperinflated. There is a right lower lobe opacity concerning for pneumonia.",
-    "Heart size is normal. Lungs are clear without effusion.",
-    "Cardiomegaly with a small left pleural effusion.",
-    "ET tube terminates 2 cm above the carina; retraction by several centimeters is recommended.",
-    "Stable mediastinal silhouette. Osseous structures intact (T8-T10), s/p CABG.",
-    "edema",
-    "No pneumothorax.",
-    "Unchanged mild pulmonary edema, no radiographic evidence of pneumonia; 50% improved.",
-]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +39,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def package(model_dir: Path) -> radgraph.RadGraph:
-    return radgraph.RadGraph(model_type="radgraph", model_cache_dir=str(model_dir), cuda=-1)
+    with radgraph_package_context():
+        return radgraph.RadGraph(model_type="radgraph", model_cache_dir=str(model_dir), cuda=-1)
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +50,6 @@ def batched(model_dir: Path) -> BatchedRadGraph:
 
 def shared_texts(shared_reports: dict[str, dict], count: int) -> list[str]:
     return [study["report"] for study in list(shared_reports.values())[:count]]
-
-
-def package_annotations(package: radgraph.RadGraph, reports: list[str]) -> list[dict]:
-    annotations = package(reports)
-    return [annotations[str(index)] for index in range(len(reports))]
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -92,7 +75,7 @@ def test_tiny_model_loads_through_the_package_loader(package: radgraph.RadGraph)
 
 def test_batched_annotations_equal_the_package(package: radgraph.RadGraph, batched: BatchedRadGraph) -> None:
     reports = [*HAND_WRITTEN, "", "Heart size normal. " * 40]
-    expected = package_annotations(package, reports)
+    expected = annotate_with_package(package, reports)
     assert batched.annotate(reports) == expected
     # The random model must produce graphs with relations for the comparison to mean anything.
     assert sum(len(e["relations"]) for a in expected for e in a["entities"].values()) > 0
@@ -102,7 +85,7 @@ def test_batched_annotations_equal_the_package_on_shared_reports(
     package: radgraph.RadGraph, batched: BatchedRadGraph, shared_reports: dict[str, dict]
 ) -> None:
     reports = shared_texts(shared_reports, 40)
-    expected = package_annotations(package, reports)
+    expected = annotate_with_package(package, reports)
     assert batched.annotate(reports) == expected
     # All 40 reports in one forward pass (as on a GPU, where max_reports has no default limit).
     whole = copy.copy(batched)
@@ -151,21 +134,11 @@ def test_rexrank_level_from_a_hand_made_graph() -> None:
     assert scores["rexrank"] == pytest.approx(1 / 3)
 
 
-def grpo_items(texts: list[str]) -> list[ScoreItem]:
-    """Every text as a reference against 4 others as candidates, plus empty and one-word reports."""
-    items = []
-    for r, reference in enumerate(texts):
-        for offset in (0, 1, 3, 7):
-            items.append(ScoreItem(f"{r}-{offset}", reference, texts[(r + offset) % len(texts)]))
-    items += [ScoreItem("empty-c", texts[0], ""), ScoreItem("empty-r", "", texts[1])]
-    items += [ScoreItem("one-word", "edema", "edema"), ScoreItem("blank", texts[2], "  \n ")]
-    return items
-
-
 def assert_equal_to_f1radgraph(model_dir: Path, items: list[ScoreItem], results: list[ScoreResult]) -> None:
-    f1radgraph = radgraph.F1RadGraph(
-        reward_level="all", model_type="radgraph", model_cache_dir=str(model_dir), cuda=-1
-    )
+    with radgraph_package_context():
+        f1radgraph = radgraph.F1RadGraph(
+            reward_level="all", model_type="radgraph", model_cache_dir=str(model_dir), cuda=-1
+        )
     # The package fails the whole call on a whitespace-only report; it scores "" as 0, and so do we.
     scored = [
         (item, result)

@@ -139,6 +139,8 @@ def test_shipped_gpu_configs_follow_the_recipe(name: str, config_class: str, bet
         assert ours.profile == ("unirg-stage1" if beta == 0 else "unirg-stage2")
     else:
         assert ours.model == "Qwen/Qwen3-VL-8B-Instruct"
+        # warmup_ratio: 0.03 on both majors (transformers 5 reads it from warmup_steps).
+        assert trl_args.get_warmup_steps(1000) == 30
     if name == "unirg-grpo-stage2":
         _, stage1_trl = load_config(CONFIGS / "unirg-grpo-stage1.yaml", {"bf16": False})
         assert ours.model == stage1_trl.output_dir  # stage 2 starts from (and is regularised to) stage 1
@@ -253,7 +255,7 @@ def test_qwen_vl_families_resolve_to_their_generation_classes() -> None:
     from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor, Qwen3VLProcessor
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as MAPPING
 
-    from trainer.models import image_only_processor_class
+    from trainer.models import image_only_processor_class, processor_attributes
 
     # model_kind: vlm loads through AutoModelForImageTextToText; these are the classes it must pick.
     assert MAPPING["qwen2_vl"] == "Qwen2VLForConditionalGeneration"
@@ -261,18 +263,23 @@ def test_qwen_vl_families_resolve_to_their_generation_classes() -> None:
     assert MAPPING["qwen3_vl"] == "Qwen3VLForConditionalGeneration"
     for processor_class in (Qwen2VLProcessor, Qwen2_5_VLProcessor, Qwen3VLProcessor):
         image_only = image_only_processor_class(processor_class)
-        assert image_only.attributes == ["image_processor", "tokenizer"]
+        assert processor_attributes(image_only) == ["image_processor", "tokenizer"]
         assert image_only.__name__ == processor_class.__name__  # saves as, and reloads into, the real class
 
 
-def test_word_tokenizer_round_trips_reports() -> None:
+def test_word_tokenizer_round_trips_reports(tmp_path: Path) -> None:
+    from trainer.models import load_tokenizer
+
     tokenizer = build_word_tokenizer(toy_corpus())
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = load_tokenizer(str(tmp_path))  # as `unirg train` loads it
     reports = [text for text in toy_corpus() if text.startswith("Findings:")]
     assert len(reports) == 4
     for text in reports:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert tokenizer.unk_token_id not in ids
         assert tokenizer.decode(ids) == text
+        assert reloaded(text, add_special_tokens=False)["input_ids"] == ids
 
 
 def test_image_size_caps_the_visual_tokens(toy: Path) -> None:
@@ -312,7 +319,15 @@ def test_vlm_sft_step(toy: Path, tmp_path: Path) -> None:
     next_model = run_training(*load_config(config))
     logged = [json.loads(line) for line in (next_model / "metrics.jsonl").read_text().splitlines()]
     assert [math.isfinite(entry["loss"]) for entry in logged if "loss" in entry] == [True, True]
-    assert (next_model / "preprocessor_config.json").is_file()
+    # The processor is saved with the model (in preprocessor_config.json on transformers 4,
+    # processor_config.json on 5) and loads back from there.
+    from trainer.models import load_processing_class
+
+    processor = load_processing_class(str(next_model), "vlm")
+    assert processor.image_processor is not None
+    report = next(text for text in toy_corpus() if text.startswith("Findings:"))
+    ids = processor.tokenizer(report, add_special_tokens=False)["input_ids"]
+    assert processor.tokenizer.decode(ids) == report  # the word-level tokenizer survives the reload
 
 
 # --- training against the live service ----------------------------------------------------------

@@ -201,6 +201,23 @@ def _trl_config_class(stage: str) -> type[TrainingArguments]:
     return SFTConfig if stage == "sft" else GRPOConfig
 
 
+def _warmup_ratio_as_steps(raw: dict[str, Any]) -> None:
+    """Move ``warmup_ratio`` to ``warmup_steps``, where transformers 5 reads a value below 1 as that ratio.
+
+    transformers 5 dropped ``warmup_ratio``; with this, one config file trains on both majors.
+    """
+    ratio = raw.pop("warmup_ratio")
+    if raw.get("warmup_steps"):
+        raise ConfigError("give warmup_ratio or warmup_steps, not both")
+    try:
+        ratio = float(ratio)
+    except (TypeError, ValueError):
+        raise ConfigError(f"warmup_ratio: {ratio!r} is not a number") from None
+    if not 0 <= ratio < 1:
+        raise ConfigError(f"warmup_ratio: {ratio} must be in [0, 1)")
+    raw["warmup_steps"] = ratio
+
+
 def load_config(
     source: str | Path | dict[str, Any], overrides: dict[str, Any] | None = None
 ) -> tuple[UniRGArguments, TrainingArguments]:
@@ -217,7 +234,10 @@ def load_config(
     if stage not in STAGES:
         raise ConfigError(f"stage: {stage!r} is not one of {', '.join(STAGES)}")
     trl_class = _trl_config_class(stage)
-    known = {f.name for f in fields(UniRGArguments)} | {f.name for f in fields(trl_class)}
+    trl_fields = {f.name for f in fields(trl_class)}
+    if "warmup_ratio" in raw and "warmup_ratio" not in trl_fields:
+        _warmup_ratio_as_steps(raw)
+    known = {f.name for f in fields(UniRGArguments)} | trl_fields
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(

@@ -12,7 +12,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["image_only_processor_class", "load_model", "load_processing_class"]
+__all__ = [
+    "image_only_processor_class",
+    "load_model",
+    "load_processing_class",
+    "load_tokenizer",
+    "processor_attributes",
+]
+
+
+def processor_attributes(processor_class: type[ProcessorMixin]) -> list[str]:
+    """The sub-processors a processor class is built from (``image_processor``, ``tokenizer``, ...).
+
+    transformers 4 lists them in the class's ``attributes``; transformers 5 reads them from the
+    ``__init__`` signature (``get_attributes``).
+    """
+    if hasattr(processor_class, "get_attributes"):
+        return list(processor_class.get_attributes())
+    return list(processor_class.attributes)
 
 
 def image_only_processor_class(base: type[ProcessorMixin]) -> type[ProcessorMixin]:
@@ -22,9 +39,22 @@ def image_only_processor_class(base: type[ProcessorMixin]) -> type[ProcessorMixi
     torchvision is installed. Report generation feeds still images only, so on a machine without torchvision
     (CPU boxes, the test suite) the processor is assembled from its image processor and tokenizer alone. The
     class keeps the base name so a saved processor still loads as the real class where torchvision exists.
+    Both ways transformers finds a processor's parts are covered: ``attributes`` (4.x) and an ``__init__``
+    without ``video_processor`` (5.x); the base's ``__init__`` gets ``video_processor=None``.
     """
-    attributes = [a for a in base.attributes if a != "video_processor"]
-    return type(base.__name__, (base,), {"attributes": attributes, "__module__": base.__module__})
+
+    def __init__(
+        self: ProcessorMixin,
+        image_processor: Any = None,
+        tokenizer: Any = None,
+        chat_template: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        base.__init__(self, image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    attributes = [a for a in processor_attributes(base) if a != "video_processor"]
+    namespace = {"attributes": attributes, "__init__": __init__, "__module__": base.__module__}
+    return type(base.__name__, (base,), namespace)
 
 
 def _processor_class_name(model_id: str, **hub_kwargs: Any) -> str | None:
@@ -43,6 +73,39 @@ def _processor_class_name(model_id: str, **hub_kwargs: Any) -> str | None:
     return None
 
 
+#: Tokenizer classes that load a saved ``tokenizer.json`` exactly as it is.
+GENERIC_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
+
+
+def _saved_tokenizer_class(model_id: str, **hub_kwargs: Any) -> str | None:
+    from transformers.utils import cached_file
+
+    resolved = cached_file(
+        model_id,
+        "tokenizer_config.json",
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+        **hub_kwargs,
+    )
+    return json.loads(Path(resolved).read_text()).get("tokenizer_class") if resolved else None
+
+
+def load_tokenizer(model_id: str, **kwargs: Any) -> PreTrainedTokenizerBase:
+    """The tokenizer of ``model_id``, as saved.
+
+    A tokenizer saved with a generic class (a custom ``tokenizer.json``, like the toy models' word-level
+    one) is loaded with that class. ``AutoTokenizer`` of transformers 5 would replace it, for some model
+    families (Qwen2 among them), with the family's own tokenizer rebuilt from vocabulary and merges, which
+    drops a custom pre-tokenizer or model and turns every word into nothing.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    hub_kwargs = {key: kwargs[key] for key in ("revision", "cache_dir", "token") if key in kwargs}
+    if _saved_tokenizer_class(model_id, **hub_kwargs) in GENERIC_TOKENIZER_CLASSES:
+        return PreTrainedTokenizerFast.from_pretrained(model_id, **kwargs)
+    return AutoTokenizer.from_pretrained(model_id, **kwargs)
+
+
 def load_processing_class(
     model_id: str, kind: str, *, hub_kwargs: dict[str, Any] | None = None
 ) -> PreTrainedTokenizerBase | ProcessorMixin:
@@ -52,20 +115,26 @@ def load_processing_class(
     video half falls back to an image-only processor when torchvision is missing.
     """
     import transformers
-    from transformers import AutoProcessor, AutoTokenizer
+    from transformers import AutoProcessor
+    from transformers.utils import is_torchvision_available
 
     hub_kwargs = hub_kwargs or {}
+    tokenizer = load_tokenizer(model_id, padding_side="left", **hub_kwargs)
     if kind == "text":
-        return AutoTokenizer.from_pretrained(model_id, padding_side="left", **hub_kwargs)
+        return tokenizer
     try:
-        return AutoProcessor.from_pretrained(model_id, padding_side="left", **hub_kwargs)
-    except ImportError as exc:
+        return AutoProcessor.from_pretrained(model_id, tokenizer=tokenizer, padding_side="left", **hub_kwargs)
+    except (ImportError, OSError):
+        # Without torchvision, transformers 4 raises ImportError for the video processor; transformers 5
+        # looks for a saved video processor config and raises OSError.
         name = _processor_class_name(model_id, **hub_kwargs)
         base = getattr(transformers, name, None) if name else None
-        if "torchvision" not in str(exc).lower() or base is None or "video_processor" not in base.attributes:
+        if is_torchvision_available() or base is None or "video_processor" not in processor_attributes(base):
             raise
         logger.warning("torchvision is not installed: loading %s without its video processor", name)
-        return image_only_processor_class(base).from_pretrained(model_id, padding_side="left", **hub_kwargs)
+        return image_only_processor_class(base).from_pretrained(
+            model_id, tokenizer=tokenizer, padding_side="left", **hub_kwargs
+        )
 
 
 def load_model(model_id: str, kind: str, *, init_kwargs: dict[str, Any] | None = None) -> PreTrainedModel:

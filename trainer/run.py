@@ -57,9 +57,9 @@ def _limit_image_pixels(processor: ProcessorMixin, image_size: int) -> None:
     if hasattr(image_processor, "max_pixels"):
         image_processor.max_pixels = max_pixels
         capped = True
-    size = getattr(image_processor, "size", None)
-    if isinstance(size, dict) and "longest_edge" in size:
-        image_processor.size = {**size, "longest_edge": max_pixels}
+    size = getattr(image_processor, "size", None)  # a dict on transformers 4, a SizeDict on 5
+    if size is not None and "longest_edge" in size:
+        image_processor.size = type(size)(**{**dict(size), "longest_edge": max_pixels})
         capped = True
     if not capped:
         logger.warning(

@@ -53,8 +53,9 @@ def build_word_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
     Words outside the corpus map to ``[UNK]``. Decoding restores the original spacing, so a completion made
     of corpus words decodes to the same string the reward service would score for a human-written report.
     """
+    import transformers
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import Qwen2TokenizerFast
+    from transformers import PreTrainedTokenizerFast, Qwen2TokenizerFast
 
     words = sorted({w for text in corpus for w in text.split()} | set(ROLE_WORDS))
     specials = [PAD, BOS, EOS, *VISION_TOKENS]
@@ -67,7 +68,12 @@ def build_word_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
     # Newlines only occur in the chat template; as an added token they never glue onto a word.
     tok.add_tokens([AddedToken("\n", normalized=False, special=False)])
     tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in specials])
-    return Qwen2TokenizerFast(
+    # Saved and reloaded, the tokenizer must stay this word-level model. transformers 4's Qwen2TokenizerFast
+    # reloads tokenizer.json as saved (and its Qwen2-VL processor accepts only Qwen2 tokenizers); transformers
+    # 5's Qwen2 tokenizer rebuilds a BPE model on reload, while its generic backend loads the file as saved.
+    major = int(transformers.__version__.split(".")[0])
+    tokenizer_class = Qwen2TokenizerFast if major < 5 else PreTrainedTokenizerFast
+    return tokenizer_class(
         tokenizer_object=tok,
         bos_token=None,
         unk_token="[UNK]",

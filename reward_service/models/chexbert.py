@@ -97,10 +97,10 @@ _WHITESPACE = re.compile(r"\s+")
 def tokenize_report(text: str, tokenizer: BertTokenizer) -> list[int]:
     """Token ids of one report exactly as CheXbert's preprocessing and ``tokenize`` produce them."""
     cleaned = _WHITESPACE.sub(" ", text.strip().replace("\n", " ")).strip()
+    # CheXbert passes the WordPiece tokens to encode_plus, which only looks them up and adds [CLS]
+    # and [SEP]; transformers 5 has no encode_plus, so both steps are spelled out.
     tokens = tokenizer.tokenize(cleaned)
-    if not tokens:
-        return [tokenizer.cls_token_id, tokenizer.sep_token_id]
-    ids = tokenizer.encode_plus(tokens)["input_ids"]
+    ids = [tokenizer.cls_token_id, *tokenizer.convert_tokens_to_ids(tokens), tokenizer.sep_token_id]
     if len(ids) > MAX_TOKENS:
         ids = [*ids[: MAX_TOKENS - 1], tokenizer.sep_token_id]
     return ids

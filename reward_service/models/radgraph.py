@@ -3,7 +3,8 @@
 ``radgraph.RadGraph`` loads a DyGIE model (``<cache dir>/<model_type>/``: ``config.json``,
 ``vocabulary/``, ``weights.th``) and annotates reports through a data loader with a batch size of 1:
 one BERT forward and one span/relation pass per report. :class:`BatchedRadGraph` loads the model with
-that same loader and runs many reports together:
+that same loader (its tokenizer calls answered on transformers 5 by
+:mod:`reward_service.models.radgraph_compat`) and runs many reports together:
 
 - each report is preprocessed and turned into an instance by the package's own functions
   (``preprocess_reports``, ``DyGIEReader.text_to_instance``), then the instances are padded into one
@@ -130,6 +131,8 @@ class BatchedRadGraph:
         import radgraph
         import torch
 
+        from reward_service.models.radgraph_compat import current_tokenizer_api
+
         if model_type not in MODEL_TYPES:
             raise ValueError(
                 f"unknown RadGraph model_type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}"
@@ -137,7 +140,7 @@ class BatchedRadGraph:
         torch_device = torch.device(device)
         cuda = (torch_device.index or 0) if torch_device.type == "cuda" else -1
         # The package prints its device choice; keep the service's stdout for its own logs.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), current_tokenizer_api():
             self.package = radgraph.RadGraph(model_type=model_type, model_cache_dir=str(cache_dir), cuda=cuda)
         self.model = self.package.model
         self.reader = self.package.reader

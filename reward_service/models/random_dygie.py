@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reward_service.models.radgraph_compat import current_tokenizer_api
 from reward_service.models.random_init import build_bert_encoder, minilm_vocab_file
 
 #: RadGraph's entity and relation labels (RadGraph v1 schema).
@@ -131,9 +132,10 @@ def build_random_dygie(
     torch.manual_seed(seed)
     bert = config["model"]["embedder"]["token_embedders"]["bert"]
     # Built the way radgraph.RadGraph builds it, so the state dict keys match its loader.
-    token_embedder = token_embedders.PretrainedTransformerMismatchedEmbedder(
-        model_name=bert["model_name"], max_length=bert["max_length"]
-    )
+    with current_tokenizer_api():
+        token_embedder = token_embedders.PretrainedTransformerMismatchedEmbedder(
+            model_name=bert["model_name"], max_length=bert["max_length"]
+        )
     embedder = text_field_embedders.BasicTextFieldEmbedder({"bert": token_embedder})
     # The keys radgraph.RadGraph drops before calling DyGIE(...).
     dropped = {"type", "embedder", "initializer", "module_initializer"}
@@ -159,7 +161,7 @@ def _calibrate_output_layers(
     import radgraph
     import torch
 
-    with contextlib.redirect_stdout(io.StringIO()):  # the package prints its device choice
+    with contextlib.redirect_stdout(io.StringIO()), current_tokenizer_api():  # it prints its device choice
         loader = radgraph.RadGraph(model_type=model_type, model_cache_dir=str(model_dir.parent), cuda=-1)
     model = loader.model
     ner_outputs = [scorer[-1]._module for scorer in model._ner._ner_scorers.values()]

@@ -6,6 +6,8 @@ Sizes are parameters, so tests build tiny models and benchmarks real-size ones:
 
 - :func:`build_bert_encoder`: a transformers BERT directory (config, safetensors, ``vocab.txt`` and
   tokenizer files), loadable by ``AutoModel``/``AutoTokenizer`` and by bert-score from its path.
+- :func:`build_roberta_encoder`: the same for RoBERTa with a byte-level BPE tokenizer (the family of
+  ``distilroberta-base``, ReXrank's BERTScore encoder).
 - :func:`build_chexbert_checkpoint`: a ``chexbert.pth`` in the original layout: the state dict of
   ``torch.nn.DataParallel(bert_labeler)`` (keys ``module.bert.*``, ``module.linear_heads.N.*``)
   under ``model_state_dict``, as the CheXbert training script saved it.
@@ -163,6 +165,60 @@ def build_bert_encoder(
     torch.manual_seed(seed)
     model = BertModel(config).eval()
     model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_roberta_encoder(
+    out_dir: Path,
+    *,
+    words: Iterable[str] = REPORT_WORDS,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    intermediate_size: int = 64,
+    max_length: int = 512,
+    seed: int = 0,
+) -> Path:
+    """Save a random-weight ``RobertaModel`` with a byte-level BPE tokenizer to ``out_dir``.
+
+    The architecture and tokenizer family of ``distilroberta-base`` (ReXrank's BERTScore encoder): the
+    BPE merges are learnt from ``words`` (each also preceded by a space, as inside a sentence), so
+    report words are whole tokens and anything else splits into bytes. Returns the directory.
+    """
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    words = list(dict.fromkeys(words))
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        [*words, *(f" {w}" for w in words), string.printable],
+        vocab_size=4096,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
+    bpe.save_model(str(out_dir))
+    tokenizer = RobertaTokenizer(
+        str(out_dir / "vocab.json"), str(out_dir / "merges.txt"), model_max_length=max_length
+    )
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        # RoBERTa numbers positions from padding_idx + 1, so it needs two more than the text length.
+        max_position_embeddings=max_length + 2,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    RobertaModel(config).eval().save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
 

@@ -1,7 +1,8 @@
 """BERTScore (``bertscore``) through the bert-score package's model, tokenizer and matching code.
 
 The model and tokenizer are built by ``bert_score.utils.get_model``/``get_tokenizer`` (so layer
-truncation is the package's), texts are encoded with ``sent_encode``, embedded with
+truncation is the package's), texts are encoded by :func:`encode_sentence` (the ids of the package's
+``sent_encode``, through the tokenizer API transformers 5 kept), embedded with
 ``padding``/``bert_encode`` and matched with ``greedy_cos_idf``. What differs is the scheduling:
 token embeddings are computed once per distinct text through the model's dynamic batcher, shared by
 all concurrent requests, and references' embeddings are kept in the reference cache.
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from reward_service.models.tokenization import SpecialTokens
 from reward_service.scorers.base import (
     ScoreItem,
     ScoreResult,
@@ -94,6 +96,26 @@ def baseline_values(path: Path, layer: int) -> torch.Tensor:
     import torch
 
     return torch.from_numpy(pd.read_csv(path).iloc[layer].to_numpy().copy())[1:].float()
+
+
+def encode_sentence(tokenizer: Any, special: SpecialTokens, text: str) -> list[int]:
+    """The token ids ``bert_score.utils.sent_encode`` gives on transformers 4, on transformers 4 and 5.
+
+    ``sent_encode`` calls ``build_inputs_with_special_tokens`` for an empty text and passes
+    ``add_prefix_space`` per call for GPT-2/RoBERTa tokenizers, neither of which transformers 5
+    accepts. A leading space does what ``add_prefix_space`` did (the text is stripped, so the
+    slow tokenizers always prefixed one), and the special tokens are read from the tokenizer.
+    """
+    from transformers import GPT2Tokenizer, RobertaTokenizer
+
+    text = text.strip()
+    if not text:
+        return special.wrap([])
+    if isinstance(tokenizer, GPT2Tokenizer | RobertaTokenizer):
+        text = " " + text
+    return tokenizer.encode(
+        text, add_special_tokens=True, max_length=tokenizer.model_max_length, truncation=True
+    )
 
 
 def _embed(
@@ -189,7 +211,7 @@ class BertScoreScorer(SharedModelScorer):
     def _build(self, model_dir: Path, layer: int) -> LoadedEncoder:
         from collections import defaultdict
 
-        from bert_score.utils import get_model, get_tokenizer, sent_encode
+        from bert_score.utils import get_model, get_tokenizer
 
         from reward_service.batching import PairEncoder, ReferenceCache, batcher_from_settings
         from reward_service.models.hub import dir_sha256, select_device
@@ -209,6 +231,7 @@ class BertScoreScorer(SharedModelScorer):
         idf[tokenizer.sep_token_id] = 0
         idf[tokenizer.cls_token_id] = 0
         pad = tokenizer.pad_token_id
+        special = SpecialTokens.of(tokenizer)
         batcher = batcher_from_settings(
             f"bertscore:{model_dir.name}:L{layer}",
             lambda batch: _embed(model, pad, idf, device, self.settings.batch_pad_multiple, batch),
@@ -221,7 +244,7 @@ class BertScoreScorer(SharedModelScorer):
             batcher,
             cache,
             f"{fingerprint['model_sha256']}:L{layer}",
-            lambda t: tuple(sent_encode(tokenizer, t)),
+            lambda t: tuple(encode_sentence(tokenizer, special, t)),
         )
         return LoadedEncoder(encoder, fingerprint)
 
