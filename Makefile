@@ -8,6 +8,9 @@ TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip install --disable-pip-version-check
 # A second environment on transformers 5: the model-scorer and trainer tests run there too, and its
 # fidelity tests compare with the reference packages' numbers computed in $(VENV) (transformers 4).
+# $(VENV) stays on transformers 4, where the reference packages (radgraph, bert-score) run unchanged:
+# the pin goes into the same pip command as the extras, or pip resolves the newest major.
+TRANSFORMERS4_SPEC ?= transformers>=4.56.2,<5
 VENV5 ?= .venv-tf5
 TRANSFORMERS5_SPEC ?= transformers>=5,<6
 PIP5 := $(VENV5)/bin/python -m pip install --disable-pip-version-check
@@ -38,7 +41,7 @@ test: install-test install-transformers5 redis
 
 install-test: $(BIN)/python
 	$(PIP) "$(TORCH_SPEC)"
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test]" "$(TRANSFORMERS4_SPEC)"
 
 ## Only the transformers-5 part of `make test`.
 test-transformers5: install-test install-transformers5 redis

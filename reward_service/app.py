@@ -228,4 +228,5 @@ def begin_drain(app: FastAPI) -> None:
     """Shutdown began: /readyz answers 503 and new scoring work is refused; work in flight goes on."""
     if not app.state.draining:
         app.state.draining = True
+        app.state.engine.draining = True
         logger.info("draining: finishing requests in flight, refusing new ones")

@@ -23,7 +23,7 @@ from typing import Any
 from clients._merging import CallMerger
 from reward_service import metrics
 from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
-from reward_service.errors import Overloaded
+from reward_service.errors import NotReady, Overloaded
 from reward_service.extras import require_extra
 from reward_service.scorers import ScoreItem, Scorer, ScoreResult, describe_exception, scorer_class
 from reward_service.settings import Settings
@@ -104,6 +104,8 @@ class RewardEngine:
         self.pool = ScorerPool(settings)
         self.profiles: dict[str, LoadedProfile] = {}
         self.default_profile: str | None = None
+        #: Set when shutdown began: work cancelled after that is answered "retry elsewhere".
+        self.draining = False
         # Keyed by profile name. Scorers score every item on its own (model inputs are padded per
         # length bucket), so an item's numbers do not depend on what it was merged with.
         self._merger: CallMerger[str, ScoreItem, BatchReward] = CallMerger(
@@ -169,7 +171,17 @@ class RewardEngine:
         problems = {index: reason for index, item in enumerate(items) if (reason := self.problem(item))}
         scorable = [item for index, item in enumerate(items) if index not in problems]
         if scorable:
-            batch = await self._merger.submit(loaded.profile.name, scorable)
+            try:
+                batch = await self._merger.submit(loaded.profile.name, scorable)
+            except asyncio.CancelledError:
+                if not self.draining:
+                    raise
+                # Shutdown outlasted its drain and cancels the work: answer 503 (retry elsewhere)
+                # rather than let the server turn the cancellation into a 500.
+                raise NotReady(
+                    "scoring was stopped: the service is shutting down; retry against another replica "
+                    "or after the restart"
+                ) from None
         else:
             batch = BatchReward(loaded, [])
         if problems:

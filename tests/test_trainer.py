@@ -345,17 +345,21 @@ def test_grpo_rewards_are_what_the_service_returned(stage1: dict, service: Servi
     assert len(completions) == TINY_GRPO["per_device_train_batch_size"]
 
     studies = {s.indication: s for s in load_studies(toy / "train.jsonl")}
-    references = []
+    scored_studies = []
     for prompt in prompts:
         (indication,) = [s for s in studies if f"Indication: {s}\n" in prompt[-1]["content"]]
-        references.append(studies[indication].reference)
+        scored_studies.append(studies[indication])
 
-    # Re-score the same completions with a plain HTTP request, independent of the trainer's client.
+    # Re-score the same completions with a plain HTTP request, independent of the trainer's client, with
+    # what the trainer sends beside them: the prior report (clinical_errors checks change claims on it).
     response = httpx.post(
         f"{service.base_url}/v1/score",
         json={
             "profile": "default",
-            "items": [{"reference": r, "candidate": c} for r, c in zip(references, completions, strict=True)],
+            "items": [
+                {"reference": s.reference, "candidate": c, "prior_report": s.prior_report}
+                for s, c in zip(scored_studies, completions, strict=True)
+            ],
         },
         timeout=30,
     )
@@ -538,11 +542,13 @@ def test_composite_reward_mode(toy: Path, service: ServiceProcess, tmp_path: Pat
     prompts = list(trainer._logs["prompt"])
     completions = [c[0]["content"] for c in trainer._logs["completion"]]
     studies = {s.indication: s for s in load_studies(toy / "train.jsonl")}
-    references = [
-        next(s.reference for ind, s in studies.items() if f"Indication: {ind}\n" in p[-1]["content"])
-        for p in prompts
+    scored_studies = [
+        next(s for ind, s in studies.items() if f"Indication: {ind}\n" in p[-1]["content"]) for p in prompts
     ]
-    items = [{"reference": r, "candidate": c} for r, c in zip(references, completions, strict=True)]
+    items = [
+        {"reference": s.reference, "candidate": c, "prior_report": s.prior_report}
+        for s, c in zip(scored_studies, completions, strict=True)
+    ]
     scored = httpx.post(f"{service.base_url}/v1/score", json={"items": items}, timeout=30).json()["items"]
     assert list(trainer._logs["rewards"]["composite"]) == pytest.approx(
         [i["reward"] for i in scored], abs=1e-6

@@ -29,11 +29,11 @@ async def get_settings_from_app(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_load(request: Request) -> LoadMeter:
+async def get_load(request: Request) -> LoadMeter:  # async: no thread-pool hop per request
     return request.app.state.load
 
 
-def refuse_while_draining(request: Request) -> None:
+async def refuse_while_draining(request: Request) -> None:
     """New scoring work is refused once shutdown began; work in flight is finished."""
     if request.app.state.draining:
         raise NotReady("the service is shutting down; retry against another replica or after the restart")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from reward_service.api.deps import EngineDep, RequestGateDep, SettingsDep
+from reward_service.api.deps import EngineDep, LoadDep, RequestGateDep, SettingsDep, refuse_while_draining
 from reward_service.api.schemas import ErrorResponse, ScoreRequest, ScoreRequestItem
 from reward_service.api.score import score_request
 
@@ -35,6 +35,7 @@ class SlimeRequest(BaseModel):
 
 @router.post(
     "/slime/reward",
+    dependencies=[Depends(refuse_while_draining)],
     responses={
         404: {"model": ErrorResponse, "description": "The profile is not loaded."},
         422: {
@@ -49,6 +50,7 @@ async def slime_reward(
     engine: EngineDep,
     settings: SettingsDep,
     gate: RequestGateDep,
+    load: LoadDep,
     profile: str | None = Query(
         None, description="Profile to score with; the service's default when absent."
     ),
@@ -68,6 +70,7 @@ async def slime_reward(
         engine,
         settings,
         gate,
+        load,
     )
     item = scored.items[0]
     if item.reward is None and unscored_reward is None:
