@@ -19,7 +19,7 @@ _EPSILON = 0.1
 
 
 def _ngrams(tokens: tuple[str, ...], n: int) -> Counter[tuple[str, ...]]:
-    return Counter(zip(*(tokens[i:] for i in range(n))))
+    return Counter(zip(*(tokens[i:] for i in range(n)), strict=False))  # each shifted copy is shorter
 
 
 @lru_cache(maxsize=16384)
