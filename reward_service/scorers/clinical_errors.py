@@ -12,8 +12,6 @@ distinct text (cached), so a GRPO group sharing one reference pays for it once.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from pydantic import Field, field_validator
 
 from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult, ScorerOptions
@@ -72,21 +70,26 @@ class ClinicalErrorsScorer(RuleScorer):
             weights=options.weights or None,
             min_weight=options.min_weight,
         )
-        significant = [error for error in errors if error.significant]
-        minor = [error for error in errors if not error.significant]
-        weighted = sum(error.weight for error in significant)
-        minor_weighted = sum(error.weight for error in minor)
-        significant_counts = Counter(CATEGORIES[error.category] for error in significant)
-        insignificant_counts = Counter(CATEGORIES[error.category] for error in minor)
+        weighted = minor_weighted = 0.0
+        significant_counts = dict.fromkeys(CATEGORIES.values(), 0)
+        insignificant_counts = dict.fromkeys(CATEGORIES.values(), 0)
+        for error in errors:
+            if error.significant:
+                weighted += error.weight
+                significant_counts[CATEGORIES[error.category]] += 1
+            else:
+                minor_weighted += error.weight
+                insignificant_counts[CATEGORIES[error.category]] += 1
+        significant = sum(significant_counts.values())
         return ScoreResult(
             1.0 / (1.0 + weighted + options.minor_error_share * minor_weighted),
             {
                 "weighted_significant_errors": weighted,
                 "weighted_insignificant_errors": minor_weighted,
-                "significant_errors": len(significant),
-                "insignificant_errors": len(minor),
-                "counts": {kind: significant_counts[kind] for kind in CATEGORIES.values()},
-                "insignificant_counts": {kind: insignificant_counts[kind] for kind in CATEGORIES.values()},
+                "significant_errors": significant,
+                "insignificant_errors": len(errors) - significant,
+                "counts": significant_counts,
+                "insignificant_counts": insignificant_counts,
                 "prior_report_used": bool(item.prior_report) and options.use_prior_report,
                 "errors": [error.as_dict() for error in errors],
             },

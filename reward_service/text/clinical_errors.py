@@ -81,6 +81,7 @@ _IMPROVED = frozenset({"better"})
 _WORSENED = frozenset({"worse", "new"})
 Span = tuple[int, int]
 _RELATED = tuple(RULES.related)
+_RELATED_FINDINGS = frozenset().union(*_RELATED)
 _ATTRIBUTE_ROLES = {
     "location": LEFT | RIGHT | UPPER | MIDDLE | LOWER,
     "severity": RULES.severity_mask,
@@ -156,8 +157,8 @@ class ClinicalError:
             "significant": self.significant,
             "reference_evidence": self.reference,
             "candidate_evidence": self.candidate,
-            "reference_spans": [list(span) for span in self.reference_spans],
-            "candidate_spans": [list(span) for span in self.candidate_spans],
+            "reference_spans": list(self.reference_spans),  # [start, end] pairs once serialised
+            "candidate_spans": list(self.candidate_spans),
             "note": self.note,
         }
 
@@ -302,7 +303,7 @@ def compare_reports(
         return FINDINGS[finding].weight if weights is None else weights.get(finding, FINDINGS[finding].weight)
 
     characterised = _related_errors(found, ref, cand, weight_of)
-    for finding in sorted(ref.findings.keys() | cand.findings.keys()):
+    for finding in ref.findings.keys() | cand.findings.keys():  # errors are sorted at the end
         weight = weight_of(finding)
         r = ref.findings.get(finding)
         c = cand.findings.get(finding)
@@ -338,7 +339,7 @@ def _related_errors(
 ) -> set[str]:
     """One error for a lesion the candidate calls a related finding (nodule vs mass); the findings it covers."""
     covered: set[str] = set()
-    if not ref.findings or not cand.findings:
+    if _RELATED_FINDINGS.isdisjoint(ref.findings) or _RELATED_FINDINGS.isdisjoint(cand.findings):
         return covered
     for pair in _RELATED:
         if pair.isdisjoint(ref.findings) or pair.isdisjoint(cand.findings):
