@@ -34,7 +34,8 @@ from reward_service.settings import Settings
 #: out") and the playground's static page (a browser cannot send a key when it opens a page; the page
 #: asks for one and sends it with every call that scores).
 PUBLIC_PATHS = (
-    frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}) | playground.PUBLIC_PATHS
+    frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+    | playground.PUBLIC_PATHS
 )
 PUBLIC_PREFIXES = ("/static-offline-docs/", *playground.PUBLIC_PREFIXES)
 METRICS_PATH = "/metrics"
