@@ -36,6 +36,8 @@ install-models install-train: install-%: $(BIN)/python
 ## Install everything (torch first, so pip does not pick a CUDA build), start Redis, run the tests; then
 ## the model-scorer and trainer tests again on transformers 5.
 test: install-test install-transformers5 redis
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 	$(PYTEST5)
 
