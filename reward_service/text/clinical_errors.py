@@ -157,8 +157,8 @@ class ClinicalError:
             "significant": self.significant,
             "reference_evidence": self.reference,
             "candidate_evidence": self.candidate,
-            "reference_spans": list(self.reference_spans),  # [start, end] pairs once serialised
-            "candidate_spans": list(self.candidate_spans),
+            "reference_spans": [[start, end] for start, end in self.reference_spans],
+            "candidate_spans": [[start, end] for start, end in self.candidate_spans],
             "note": self.note,
         }
 
