@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -227,6 +228,10 @@ async def test_the_http_response_shows_the_gate() -> None:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for _ in range(200):  # profiles load in the background after start-up: at most 10 s
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
             response = await client.post(
                 "/v1/score",
                 json={
