@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live_service import launch_service
+from live_service import ServiceProcess, launch_service
 
 from reward_service.app import begin_drain, create_app
 from reward_service.load import MAX_RETRY_AFTER_S, MIN_RETRY_AFTER_S, LoadMeter
@@ -108,9 +108,8 @@ def test_retry_after_follows_backlog_and_pace() -> None:
 # --- a real process -----------------------------------------------------------------------------------
 
 
-def test_sigterm_mid_request_finishes_it_and_exits_cleanly(tmp_path: Path) -> None:
-    service = launch_service(tmp_path, env={"UNIRG_DRAIN_TIMEOUT_S": "30"})
-    items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(128)]
+def _sigterm_during_request(service: ServiceProcess, items: list[dict]) -> httpx.Response | BaseException:
+    """Send one score request, SIGTERM the service once it is in flight; the response or the failure."""
     outcome: dict[str, httpx.Response | BaseException] = {}
 
     def send() -> None:
@@ -118,7 +117,7 @@ def test_sigterm_mid_request_finishes_it_and_exits_cleanly(tmp_path: Path) -> No
             outcome["response"] = httpx.post(
                 f"{service.base_url}/v1/score", json={"items": items}, timeout=120
             )
-        except BaseException as exc:  # reported by the assertion below
+        except BaseException as exc:  # reported by the caller's assertions
             outcome["response"] = exc
 
     sender = threading.Thread(target=send)
@@ -128,12 +127,18 @@ def test_sigterm_mid_request_finishes_it_and_exits_cleanly(tmp_path: Path) -> No
         assert time.monotonic() < deadline, "the request never got in flight"
         time.sleep(0.01)
     service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(timeout=60) == -signal.SIGTERM
     sender.join(timeout=120)
-    response = outcome["response"]
+    return outcome["response"]
+
+
+def test_sigterm_mid_request_finishes_it_and_exits_cleanly(tmp_path: Path) -> None:
+    service = launch_service(tmp_path, env={"UNIRG_DRAIN_TIMEOUT_S": "30"})
+    items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(128)]
+    # uvicorn ends by re-raising the signal it was stopped with, as process managers expect (checked inside).
+    response = _sigterm_during_request(service, items)
     assert isinstance(response, httpx.Response), response
     assert response.status_code == 200 and len(response.json()["items"]) == 128
-    # uvicorn ends by re-raising the signal it was stopped with, as process managers expect.
-    assert service.process.wait(timeout=60) == -signal.SIGTERM
 
 
 def test_profile_that_fails_to_load_exits_1_with_the_reason_last(tmp_path: Path) -> None:
@@ -158,26 +163,7 @@ def test_drain_timeout_bounds_shutdown_when_work_outlasts_it(tmp_path: Path) -> 
     service = launch_service(tmp_path, env={"UNIRG_DRAIN_TIMEOUT_S": "1"})
     # About 5 s of scoring on this machine: far longer than the 1 s drain.
     items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(400)]
-    outcome: dict[str, object] = {}
-
-    def send() -> None:
-        try:
-            outcome["response"] = httpx.post(
-                f"{service.base_url}/v1/score", json={"items": items}, timeout=120
-            )
-        except httpx.TransportError as exc:
-            outcome["response"] = exc
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    deadline = time.monotonic() + 30
-    while "unirg_requests_in_flight 1.0" not in httpx.get(f"{service.base_url}/metrics").text:
-        assert time.monotonic() < deadline, "the request never got in flight"
-        time.sleep(0.01)
-    service.process.send_signal(signal.SIGTERM)
-    assert service.process.wait(timeout=60) == -signal.SIGTERM
-    sender.join(timeout=120)
-    response = outcome["response"]
+    response = _sigterm_during_request(service, items)
     # Cut, or told to retry elsewhere (503): never a 500, never a wrong reward.
     assert not isinstance(response, httpx.Response) or response.status_code == 503, (
         "the request outlasting the drain was neither cut nor refused with 503"
