@@ -38,6 +38,7 @@ install-models install-train: install-%: $(BIN)/python
 test: install-test install-transformers5 redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 	$(PYTEST5)
 

@@ -35,15 +35,15 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
-from reward_service.evaluation import EvaluationConfig, evaluate
-from reward_service.evaluation.statistics import (
+from reward_service.text import clear_report_caches
+from unirg.evaluation import EvaluationConfig, evaluate
+from unirg.evaluation.statistics import (
     StudyMatrix,
     estimate,
     mean_statistic,
     resample_weights,
     seeded_rng,
 )
-from reward_service.text import clear_report_caches
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

@@ -15,11 +15,11 @@ from tenacity import AsyncRetrying, Retrying
 from clients._config import DEFAULT_CLIENT_CONFIG, ClientConfig
 from clients._errors import FailureRateExceededError, RewardRequestError, ServiceNotReadyError
 from clients._failures import FailureTracker
-from clients._merging import CallMerger
 from clients._models import ComponentScore, ItemResult, RewardItem, ScoreResult
 from clients._replicas import Replica, ReplicaSet
 from clients._retry import describe_response, is_retryable_status, retry_options
 from clients._settings import AdapterSettings
+from unirg.common.merging import CallMerger
 
 logger = logging.getLogger("clients")
 

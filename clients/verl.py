@@ -38,9 +38,9 @@ from typing import Any
 
 from clients._adapters import shared_async_client, shared_client
 from clients._errors import RewardClientError
-from clients._fill import fill_unscored
 from clients._models import RewardItem, ScoreResult
 from clients._settings import AdapterSettings
+from unirg.common.fill import NothingScoredError, fill_unscored
 
 _CONTEXT_KEYS = ("indication", "comparison")
 
@@ -136,7 +136,10 @@ def compute_score_batch(
             rewards = [unscored_score if reward is None else reward for reward in result.rewards]
         else:
             groups = [_group(data_sources[i], ground_truths[i], infos[i]) for i in indices]
-            rewards = fill_unscored(result.rewards, groups)
+            try:
+                rewards = fill_unscored(result.rewards, groups)
+            except NothingScoredError as exc:  # every error of the clients is a RewardClientError
+                raise RewardClientError(str(exc)) from exc
         for index, values in zip(indices, _as_dicts(result, rewards), strict=True):
             dicts[index] = values
     # verl stacks each key across the batch, so every dict needs every key.

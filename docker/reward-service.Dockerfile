@@ -34,6 +34,7 @@ RUN python -m venv /opt/venv \
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY unirg ./unirg
 COPY reward_service ./reward_service
 COPY clients ./clients
 COPY trainer ./trainer

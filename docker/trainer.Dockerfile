@@ -45,6 +45,7 @@ RUN apt-get update \
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY unirg ./unirg
 COPY reward_service ./reward_service
 COPY clients ./clients
 COPY trainer ./trainer

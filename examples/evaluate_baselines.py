@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reward_service.evaluation import EvaluationConfig, evaluate, write_csv, write_html, write_json
-from reward_service.evaluation.cli import print_summary
-from reward_service.evaluation.inputs import TextField, clean_text, select_text
+from unirg.evaluation import EvaluationConfig, evaluate, write_csv, write_html, write_json
+from unirg.evaluation.cli import print_summary
+from unirg.evaluation.inputs import TextField, clean_text, select_text
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DATASETS = {"iu_xray_test": "rexrank_iuxray_test.json", "chexpert_plus": "rexrank_chexpertplus.json"}

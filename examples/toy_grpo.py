@@ -67,7 +67,7 @@ def _reward_service(url: str | None, log_path: Path):
         url = f"http://127.0.0.1:{port}"
         console.print(f"starting the reward service at {url} (log: {log_path})")
         process = subprocess.Popen(
-            [sys.executable, "-m", "reward_service", "serve", "--port", str(port), "--profile", "default"],
+            [sys.executable, "-m", "unirg", "serve", "--port", str(port), "--profile", "default"],
             cwd=REPO,
             env={**os.environ, "UNIRG_LOG_LEVEL": "warning"},
             stdout=log_path.open("w"),

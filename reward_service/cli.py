@@ -1,7 +1,8 @@
-"""The ``unirg`` command: serve the reward service, score reports, inspect profiles.
+"""The reward service's commands: serve it, score reports in-process, profiles, settings, API keys.
 
-Sub-commands of other parts of the project (``unirg models``, ``unirg train``) are mounted here with
-one line each; their modules import heavy libraries only when the command runs.
+``service_app`` also carries the service's ``models`` and ``rules`` groups. It is one part of the
+``unirg`` command (``unirg/cli.py``), which adds ``train`` and ``eval``; nothing here imports the
+trainer or the clients. Heavy libraries are imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -19,34 +20,26 @@ from rich.console import Console
 from rich.table import Table
 
 from reward_service.composite import ProfileError, load_profile, shipped_profiles
-from reward_service.evaluation.cli import EPILOG as EVAL_EPILOG
-from reward_service.evaluation.cli import eval_command
-from reward_service.extras import MissingExtraError, check_extra
 from reward_service.models.cli import missing_weights, models_app
 from reward_service.scorers import ScoreItem, ScorerKind, scorer_class
 from reward_service.settings import Settings
 from reward_service.text.cli import rules_app
-from trainer.cli import train as train_command
+from unirg.common.extras import MissingExtraError, check_extra
 
-app = typer.Typer(
-    help="UniRG: clinically grounded rewards for radiology report generation.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
+#: Mounted without a name in ``unirg.cli.app``: its commands and groups become ``unirg``'s own.
+service_app = typer.Typer()
 profiles_app = typer.Typer(help="List and show reward profiles.", no_args_is_help=True)
-app.add_typer(profiles_app, name="profiles")
-app.add_typer(models_app, name="models")
-app.add_typer(rules_app, name="rules")
+service_app.add_typer(profiles_app, name="profiles")
+service_app.add_typer(models_app, name="models")
+service_app.add_typer(rules_app, name="rules")
 keys_app = typer.Typer(
     help="Make API keys for UNIRG_API_KEYS / UNIRG_API_KEY_HASHES_FILE.", no_args_is_help=True
 )
-app.add_typer(keys_app, name="keys")
-app.command("train")(train_command)  # trainer/cli.py; imports TRL only when run
-app.command("eval", epilog=EVAL_EPILOG)(eval_command)  # reward_service/evaluation/cli.py
+service_app.add_typer(keys_app, name="keys")
 console = Console()
 
 
-@app.command()
+@service_app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [UNIRG_HOST, default 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [UNIRG_PORT, default 8000].")] = None,
@@ -233,7 +226,7 @@ def _read_items(file: Path, candidates: Path | None, field: str) -> list[ScoreIt
     ]
 
 
-@app.command()
+@service_app.command()
 def score(
     file: Annotated[
         Path | None,
@@ -401,7 +394,7 @@ def keys_hash(
     print(f"{key_digest(key)} {name}".rstrip())
 
 
-@app.command("settings")
+@service_app.command("settings")
 def settings_table(
     markdown: Annotated[
         bool, typer.Option(help="Print a Markdown table (the README's configuration table).")
@@ -426,7 +419,3 @@ def settings_table(
     for row in rows:
         table.add_row(*row)
     console.print(table)
-
-
-if __name__ == "__main__":
-    app()

@@ -5,7 +5,7 @@ BERTScore on the same model hold one model and one batcher. Components of a prof
 concurrently, layer by layer when one reads another's results (RadCliQ reads its four features).
 
 Score calls for one profile that arrive in the same event-loop turn are merged into one batch
-(:class:`clients._merging.CallMerger`): trainers that send one sample per request (verl's Reward
+(:class:`unirg.common.merging.CallMerger`): trainers that send one sample per request (verl's Reward
 Loop, OpenRLHF's agent executor, slime) then cost the scorers what one batched request would.
 """
 
@@ -20,13 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clients._merging import CallMerger
 from reward_service import metrics
 from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
 from reward_service.errors import NotReady, Overloaded
-from reward_service.extras import require_extra
 from reward_service.scorers import ScoreItem, Scorer, ScoreResult, describe_exception, scorer_class
 from reward_service.settings import Settings
+from unirg.common.extras import require_extra
+from unirg.common.merging import CallMerger
 
 logger = logging.getLogger(__name__)
 

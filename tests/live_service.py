@@ -54,7 +54,7 @@ def launch_service(
 ) -> ServiceProcess:
     """Start ``unirg serve`` on a free port; by default wait until ``/readyz`` says ready."""
     port = free_port()
-    command = [sys.executable, "-m", "reward_service", "serve", "--port", str(port), "--profile", profile]
+    command = [sys.executable, "-m", "unirg", "serve", "--port", str(port), "--profile", profile]
     for extra in extra_profiles:
         command += ["--extra-profile", extra]
     log_path = log_dir / f"service-{port}.log"

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def unirg(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "reward_service", *args],
+        [sys.executable, "-m", "unirg", *args],
         capture_output=True,
         text=True,
         timeout=300,

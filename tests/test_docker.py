@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -406,6 +407,19 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored(dockerfile: Path)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_dockerfile_copies_every_package_the_distribution_ships(dockerfile: Path) -> None:
+    find = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    shipped = {pattern.rstrip("*") for pattern in find["packages"]["find"]["include"]}
+    copied = {
+        Path(source).parts[0]
+        for keyword, arguments in _dockerfile_instructions(dockerfile)
+        if keyword == "COPY" and "--from=" not in arguments
+        for source in shlex.split(arguments)[:-1]
+    }
+    assert shipped <= copied, f"{dockerfile.name} does not copy {sorted(shipped - copied)}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
 def test_images_run_as_a_non_root_user(dockerfile: Path) -> None:
     users = [arguments for keyword, arguments in _final_stage(dockerfile) if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
@@ -610,7 +624,7 @@ def test_referenced_configs_exist() -> None:
 def test_referenced_cli_commands_exist(full_config: dict[str, Any]) -> None:
     import typer
 
-    from reward_service.cli import app
+    from unirg.cli import app
 
     # Typer's groups: click groups, from the click copy typer uses (so test for `commands`, not a class).
     root = typer.main.get_command(app)

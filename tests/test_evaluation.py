@@ -17,18 +17,6 @@ import scipy.stats
 from fast_bleu import BLEU
 from sklearn.metrics import f1_score, precision_score, recall_score
 
-from reward_service.evaluation import EvaluationConfig, InputError, TextField, evaluate, render_html
-from reward_service.evaluation.inputs import load_ground_truth, load_predictions, match
-from reward_service.evaluation.metrics import disease_key
-from reward_service.evaluation.report import write_csv, write_json
-from reward_service.evaluation.statistics import (
-    StudyMatrix,
-    compare,
-    estimate,
-    mean_statistic,
-    resample_weights,
-    seeded_rng,
-)
 from reward_service.text.chexpert import (
     CHEXPERT_OBSERVATIONS,
     CHEXPERT_TOP5,
@@ -36,6 +24,18 @@ from reward_service.text.chexpert import (
     present_observations,
 )
 from reward_service.text.tokens import rexrank_tokens
+from unirg.evaluation import EvaluationConfig, InputError, TextField, evaluate, render_html
+from unirg.evaluation.inputs import load_ground_truth, load_predictions, match
+from unirg.evaluation.metrics import disease_key
+from unirg.evaluation.report import write_csv, write_json
+from unirg.evaluation.statistics import (
+    StudyMatrix,
+    compare,
+    estimate,
+    mean_statistic,
+    resample_weights,
+    seeded_rng,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -183,9 +183,9 @@ def chexbert_labels(references: Sequence[str], candidates: Sequence[str]) -> tup
     import asyncio
 
     from reward_service.engine import RewardEngine
-    from reward_service.evaluation.evaluate import CHEXBERT_LABELS_PROFILE
     from reward_service.scorers import ScoreItem
     from reward_service.settings import Settings
+    from unirg.evaluation.evaluate import CHEXBERT_LABELS_PROFILE
 
     async def label() -> list[dict]:
         engine = RewardEngine(Settings())
@@ -276,7 +276,7 @@ def test_bootstrap_of_a_ratio_statistic_agrees_with_scipy() -> None:
         (truth & ~predicted).astype(float),
     )
     data = StudyMatrix({"tp": tp, "fp": fp, "fn": fn})
-    from reward_service.evaluation.statistics import Statistic, ratio
+    from unirg.evaluation.statistics import Statistic, ratio
 
     f1 = Statistic("f1", ("tp", "fp", "fn"), lambda s: ratio(2 * s["tp"], 2 * s["tp"] + s["fp"] + s["fn"]))
     ours = estimate(data, [f1], resample_weights(400, 5000, seeded_rng(0, "f1")))["f1"]
@@ -691,7 +691,7 @@ def test_outputs_are_complete_and_the_html_is_self_contained(tmp_path: Path) -> 
 
 def unirg(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "reward_service", *args],
+        [sys.executable, "-m", "unirg", *args],
         capture_output=True,
         text=True,
         timeout=300,

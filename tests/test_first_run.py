@@ -1,6 +1,6 @@
 """What a newcomer meets: commands that need an extra, missing weights, an offline hub, typos, narrow terminals.
 
-Commands run as a user runs them (``python -m reward_service ...``). "Without an extra" is reproduced by
+Commands run as a user runs them (``python -m unirg ...``). "Without an extra" is reproduced by
 marking the extra's modules absent in ``sys.modules`` before the command starts, which makes every
 ``import torch`` fail exactly as on an install without it.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from live_service import free_port
 
-from reward_service.extras import install_command
+from unirg.common.extras import install_command
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -28,12 +28,12 @@ _RUN_WITHOUT = (
     "for name in sys.argv[1].split(','):\n"
     "    sys.modules[name] = None  # import fails with ModuleNotFoundError, as when not installed\n"
     "sys.argv = ['unirg', *sys.argv[2:]]\n"
-    "runpy.run_module('reward_service', run_name='__main__')\n"
+    "runpy.run_module('unirg', run_name='__main__')\n"
 )
 
 
 def unirg(*args: str, without: list[str] | None = None, env: dict[str, str] | None = None, cwd: Path = REPO):
-    prefix = ["-c", _RUN_WITHOUT, ",".join(without)] if without else ["-m", "reward_service"]
+    prefix = ["-c", _RUN_WITHOUT, ",".join(without)] if without else ["-m", "unirg"]
     return subprocess.run(
         [sys.executable, *prefix, *args],
         stdout=subprocess.PIPE,

@@ -144,7 +144,7 @@ def test_sigterm_mid_request_finishes_it_and_exits_cleanly(tmp_path: Path) -> No
 def test_profile_that_fails_to_load_exits_1_with_the_reason_last(tmp_path: Path) -> None:
     # The judge profile loads only with UNIRG_JUDGE_BASE_URL and UNIRG_JUDGE_MODEL set.
     result = subprocess.run(
-        [sys.executable, "-m", "reward_service", "serve", "--port", "0", "--profile", "judge-chexprompt"],
+        [sys.executable, "-m", "unirg", "serve", "--port", "0", "--profile", "judge-chexprompt"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,  # one stream, in the order things were written
         text=True,

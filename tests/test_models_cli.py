@@ -21,7 +21,7 @@ def unirg(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "reward_service", *args],
+        [sys.executable, "-m", "unirg", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "250", **(env or {})},

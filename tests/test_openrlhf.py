@@ -10,7 +10,8 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 from transformers import PreTrainedTokenizerFast
 
-from clients.openrlhf import response_from_query, reward_func
+from clients.openrlhf import reward_func
+from unirg.common.openrlhf import response_from_query
 
 # The ChatML template of Qwen2-style chat models.
 CHATML = (

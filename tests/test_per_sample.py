@@ -9,10 +9,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from clients import AsyncRewardClient, ClientConfig, FailurePolicy, RewardItem, RewardRequestError
-from clients._merging import CallMerger
 from reward_service.engine import RewardEngine
 from reward_service.scorers import ScoreItem
 from reward_service.settings import Settings
+from unirg.common.merging import CallMerger
 
 REFERENCES = [
     "Findings: Small left pleural effusion. Heart size normal. Impression: Small left effusion.",

@@ -98,7 +98,7 @@ async def test_profile_hash_names_the_rule_files() -> None:
 def test_unirg_rules_check_and_explain() -> None:
     from typer.testing import CliRunner
 
-    from reward_service.cli import app
+    from unirg.cli import app
 
     runner = CliRunner()
     checked = runner.invoke(app, ["rules", "check"])
@@ -120,9 +120,9 @@ def test_unirg_rules_check_and_explain() -> None:
 def test_unirg_rules_check_fails_on_a_broken_example(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from reward_service.cli import app
     from reward_service.text import rule_examples
     from reward_service.text.rules import Example
+    from unirg.cli import app
 
     broken = rule_examples.RuleExample(
         "context:test", Example(text="No effusion.", finding="pleural_effusion", status="positive")

@@ -161,7 +161,7 @@ def test_config_rejects_unknown_keys_and_reads_yaml_floats(tmp_path: Path) -> No
 
 def test_unirg_cli_does_not_import_training_libraries() -> None:
     code = (
-        "import sys, reward_service.cli\n"
+        "import sys, unirg.cli\n"
         "heavy = [m for m in ('trl', 'torch', 'transformers', 'datasets') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
@@ -443,7 +443,7 @@ def test_stage2_starts_from_stage1_with_kl(
 def test_sft_through_the_cli(toy: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from reward_service.cli import app
+    from unirg.cli import app
 
     output = tmp_path / "sft"
     overrides = {
@@ -471,7 +471,7 @@ def test_sft_through_the_cli(toy: Path, tmp_path: Path) -> None:
 def test_cli_reports_config_errors(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from reward_service.cli import app
+    from unirg.cli import app
 
     path = tmp_path / "bad.yaml"
     path.write_text("stage: grpo\nmodel: m\ntrain_file: t.jsonl\nlearning_rat: 1\n")
@@ -558,7 +558,7 @@ def test_composite_reward_mode(toy: Path, service: ServiceProcess, tmp_path: Pat
 def test_dry_run_checks_data_and_service(toy: Path, service: ServiceProcess, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from reward_service.cli import app
+    from unirg.cli import app
 
     config = tmp_path / "grpo.yaml"
     config.write_text(

@@ -41,7 +41,7 @@ def _example_config() -> str:
 
 
 def _require_train_extra() -> None:
-    from reward_service.extras import MissingExtraError, check_extra
+    from unirg.common.extras import MissingExtraError, check_extra
 
     try:
         check_extra("train", "`unirg train`")

@@ -3,7 +3,9 @@
 Point OpenRLHF at it with ``--remote_rm_url http://HOST:PORT/openrlhf/get_reward?profile=NAME`` and
 ``--label_key <reference column>``. The request carries ``query`` (prompt + response, chat-template
 tokens included), ``prompts`` and ``labels`` (reference reports); the answer carries ``rewards``,
-``scores`` and per-sample ``extra_logs``. Scoring is exactly that of ``POST /v1/score``.
+``scores`` and per-sample ``extra_logs``. Scoring is exactly that of ``POST /v1/score``; the protocol
+(the response inside a query, the answer's shape) is :mod:`unirg.common.openrlhf`, which the clients'
+``reward_func`` shares.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from clients import RewardClientError
-from clients.openrlhf import openrlhf_outputs, response_from_query
 from reward_service.api.deps import EngineDep, LoadDep, RequestGateDep, SettingsDep, refuse_while_draining
 from reward_service.api.schemas import ErrorResponse, ScoreRequest, ScoreRequestItem
 from reward_service.api.score import score_request
+from unirg.common.fill import NothingScoredError
+from unirg.common.openrlhf import openrlhf_outputs, response_from_query
 
 router = APIRouter(tags=["openrlhf"])
 
@@ -94,6 +96,6 @@ async def get_reward(
     }
     try:
         return OpenRLHFResponse(**openrlhf_outputs(rewards, components, prompts))
-    except RewardClientError as exc:
+    except NothingScoredError as exc:
         errors = sorted({error for item in scored.items for error in item.errors})
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"{exc}: {'; '.join(errors[:5])}") from exc

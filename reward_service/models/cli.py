@@ -19,7 +19,6 @@ from rich.console import Console
 from rich.table import Table
 
 from reward_service.composite import ProfileError, load_profile, shipped_profiles
-from reward_service.extras import MissingExtraError, check_extra
 from reward_service.models.hub import (
     MODEL_FILE_PATTERNS,
     MissingWeightsError,
@@ -32,6 +31,7 @@ from reward_service.models.hub import (
 )
 from reward_service.scorers import scorer_class
 from reward_service.settings import Settings
+from unirg.common.extras import MissingExtraError, check_extra
 
 models_app = typer.Typer(
     help="Fetch the model weights profiles need into the model cache, or check which are present.",

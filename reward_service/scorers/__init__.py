@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from reward_service.extras import require_extra
 from reward_service.scorers.base import (
     RuleScorer,
     ScoreItem,
@@ -20,6 +19,7 @@ from reward_service.scorers.base import (
     ScorerOptions,
     describe_exception,
 )
+from unirg.common.extras import require_extra
 
 REGISTRY: dict[str, str] = {
     "bleu2": "reward_service.scorers.bleu:Bleu2Scorer",

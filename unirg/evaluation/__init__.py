@@ -9,7 +9,7 @@ into per-study columns (:mod:`.metrics`), bootstrap every number and compare sys
 Example::
 
     from pathlib import Path
-    from reward_service.evaluation import EvaluationConfig, evaluate, write_html
+    from unirg.evaluation import EvaluationConfig, evaluate, write_html
 
     evaluation = evaluate(EvaluationConfig(
         ground_truth=[(None, Path("gt.json"))],
@@ -18,9 +18,9 @@ Example::
     write_html(evaluation, Path("report.html"))
 """
 
-from reward_service.evaluation.evaluate import Evaluation, EvaluationConfig, evaluate
-from reward_service.evaluation.inputs import InputError, TextField, load_ground_truth, load_predictions
-from reward_service.evaluation.report import render_html, write_csv, write_html, write_json
+from unirg.evaluation.evaluate import Evaluation, EvaluationConfig, evaluate
+from unirg.evaluation.inputs import InputError, TextField, load_ground_truth, load_predictions
+from unirg.evaluation.report import render_html, write_csv, write_html, write_json
 
 __all__ = [
     "Evaluation",

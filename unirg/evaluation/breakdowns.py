@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reward_service.evaluation.inputs import InputError, Study
 from reward_service.text.findings import extract_findings
+from unirg.evaluation.inputs import InputError, Study
 
 #: Metadata columns broken down without being asked when the ground truth carries them.
 DEMOGRAPHIC_COLUMNS: tuple[str, ...] = (

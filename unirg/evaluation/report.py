@@ -12,10 +12,10 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from reward_service.evaluation import charts
-from reward_service.evaluation.evaluate import Evaluation
-from reward_service.evaluation.metrics import DISEASE_AVERAGES, disease_key
 from reward_service.text.chexpert import CHEXPERT_OBSERVATIONS
+from unirg.evaluation import charts
+from unirg.evaluation.evaluate import Evaluation
+from unirg.evaluation.metrics import DISEASE_AVERAGES, disease_key
 
 #: Statistics drawn in every breakdown's forest plot and table, when the evaluation has them.
 BREAKDOWN_METRICS = (
@@ -335,9 +335,7 @@ def render_html(evaluation: Evaluation, title: str = "UniRG evaluation") -> str:
         ]
     body.append(_across_datasets(summary))
     template = Template(
-        (resources.files("reward_service.evaluation") / "templates" / "report.html").read_text(
-            encoding="utf-8"
-        )
+        (resources.files("unirg.evaluation") / "templates" / "report.html").read_text(encoding="utf-8")
     )
     return template.substitute(title=escape(title), subtitle=subtitle, body="\n".join(body))
 

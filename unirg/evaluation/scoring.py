@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from reward_service.evaluation.cache import ResultCache, result_key
 from reward_service.scorers import ScoreItem
+from unirg.evaluation.cache import ResultCache, result_key
 
 #: Pairs sent to the engine or the service at once; the progress bar advances by this much.
 CHUNK_SIZE = 256

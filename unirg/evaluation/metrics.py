@@ -18,14 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reward_service.evaluation.scoring import REWARD, ProfileInfo, ScoredItem
-from reward_service.evaluation.statistics import Statistic, StatisticFn, mean_statistic, ratio
 from reward_service.text.chexpert import (
     CHEXPERT_OBSERVATIONS,
     CHEXPERT_TOP5,
     chexpert_labels,
     present_observations,
 )
+from unirg.evaluation.scoring import REWARD, ProfileInfo, ScoredItem
+from unirg.evaluation.statistics import Statistic, StatisticFn, mean_statistic, ratio
 
 #: ReXrank's summary metrics: (statistic key, label, scorer whose component gives the column).
 REXRANK_METRICS: tuple[tuple[str, str, str], ...] = (

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from reward_service.composite import ProfileError
-from reward_service.evaluation.breakdowns import DEFAULT_AGE_BINS, Breakdown, BreakdownOptions, breakdowns_for
-from reward_service.evaluation.cache import ResultCache
-from reward_service.evaluation.inputs import (
+from reward_service.scorers import ScoreItem
+from reward_service.text.chexpert import CHEXPERT_OBSERVATIONS
+from unirg.evaluation.breakdowns import DEFAULT_AGE_BINS, Breakdown, BreakdownOptions, breakdowns_for
+from unirg.evaluation.cache import ResultCache
+from unirg.evaluation.inputs import (
     GroundTruth,
     InputError,
     Match,
@@ -31,8 +33,8 @@ from reward_service.evaluation.inputs import (
     load_predictions,
     match,
 )
-from reward_service.evaluation.metrics import MetricPlan, disease_key, plan_metrics, study_columns
-from reward_service.evaluation.scoring import (
+from unirg.evaluation.metrics import MetricPlan, disease_key, plan_metrics, study_columns
+from unirg.evaluation.scoring import (
     REWARD,
     EngineBackend,
     ProfileInfo,
@@ -41,7 +43,7 @@ from reward_service.evaluation.scoring import (
     ServiceBackend,
     score_pairs,
 )
-from reward_service.evaluation.statistics import (
+from unirg.evaluation.statistics import (
     DEFAULT_PERMUTATIONS,
     DEFAULT_RESAMPLES,
     Statistic,
@@ -51,8 +53,6 @@ from reward_service.evaluation.statistics import (
     resample_weights,
     seeded_rng,
 )
-from reward_service.scorers import ScoreItem
-from reward_service.text.chexpert import CHEXPERT_OBSERVATIONS
 
 #: The profile that is always evaluated: it carries the clinical-error counts.
 BASE_PROFILE = "default"

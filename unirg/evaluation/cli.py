@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reward_service.evaluation.inputs import MissingPolicy, TextField, split_named
+from unirg.evaluation.inputs import MissingPolicy, TextField, split_named
 
 console = Console(stderr=True)
 
@@ -144,10 +144,10 @@ def eval_command(
     Every profile component, the ReXrank summary, clinical-error counts per CheXprompt category and per-disease F1 (14 CheXpert observations), each with a 95% bootstrap interval; paired tests between systems; breakdowns by demographics, encounter, prior study and the change the reference states; an offline HTML report with charts.
     """
     from reward_service.composite import ProfileError
-    from reward_service.evaluation.evaluate import EvaluationConfig, evaluate
-    from reward_service.evaluation.inputs import InputError
-    from reward_service.evaluation.report import write_csv, write_html, write_json
     from reward_service.settings import Settings
+    from unirg.evaluation.evaluate import EvaluationConfig, evaluate
+    from unirg.evaluation.inputs import InputError
+    from unirg.evaluation.report import write_csv, write_html, write_json
 
     cache_path = None if no_cache else (cache or Settings().model_cache_dir / "eval-cache.sqlite")
     try:
@@ -195,7 +195,7 @@ def _cell(interval: dict) -> str:
 
 def print_summary(summary: dict) -> None:
     """The summary table of each dataset on the terminal (the report has everything else)."""
-    from reward_service.evaluation.report import summary_metrics
+    from unirg.evaluation.report import summary_metrics
 
     out = Console()
     for dataset in summary["datasets"]:

@@ -1,9 +1,10 @@
 """Stand-ins for missing rewards where a trainer cannot take None (verl, OpenRLHF).
 
-TRL skips None rewards; verl and OpenRLHF put every reward into a tensor. There a missing reward
-becomes the mean reward of the scored items of its group (the other rollouts of the same prompt),
-which gives the item zero advantage under GRPO-style group baselines: it neither helps nor hurts
-the policy. A 0 would punish the completion for the service's failure.
+TRL skips None rewards; verl and OpenRLHF put every reward into a tensor (the clients' adapters, and
+the service's ``/openrlhf/get_reward``). There a missing reward becomes the mean reward of the scored
+items of its group (the other rollouts of the same prompt), which gives the item zero advantage under
+GRPO-style group baselines: it neither helps nor hurts the policy. A 0 would punish the completion for
+the service's failure.
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
-from clients._errors import RewardClientError
+
+class NothingScoredError(ValueError):
+    """No item of a batch has a value, so there is nothing to stand in for the missing ones."""
 
 
 def fill_unscored(values: Sequence[float | None], groups: Sequence[Hashable] | None = None) -> list[float]:
     """``values`` with each None replaced by the mean of the scored values of its group.
 
     A group with no scored value falls back to the mean of the whole batch. Raises
-    :class:`~clients.RewardClientError` when nothing in the batch was scored.
+    :class:`NothingScoredError` when nothing in the batch was scored.
     """
     scored = [value for value in values if value is not None]
     if not scored:
-        raise RewardClientError(
+        raise NothingScoredError(
             f"none of the {len(values)} items of the batch could be scored; see the reward service's errors"
         )
     if len(scored) == len(values):

@@ -1,3 +1,0 @@
-from reward_service.cli import app
-
-app(prog_name="unirg")

@@ -1,0 +1,3 @@
+from unirg.cli import app
+
+app(prog_name="unirg")
