@@ -10,6 +10,7 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 from transformers import PreTrainedTokenizerFast
 
+from clients import RewardClientError
 from clients.openrlhf import reward_func
 from unirg.common.openrlhf import response_from_query
 
@@ -116,7 +117,7 @@ def test_endpoint_refuses_what_it_cannot_score(default_service: str, tokenizer) 
     assert unknown.status_code == 404
 
 
-def test_unscored_samples_get_their_group_mean(start_service, tokenizer) -> None:
+def test_unscored_samples_get_their_group_mean(start_service, tokenizer, monkeypatch) -> None:
     base_url = start_service(env={"UNIRG_MAX_REPORT_CHARS": "300"})
     batch = openrlhf_batch(tokenizer)
     batch["query"][1] = batch["prompts"][1] + "Findings: " + "Stable chest. " * 30 + "<|im_end|>"
@@ -128,6 +129,10 @@ def test_unscored_samples_get_their_group_mean(start_service, tokenizer) -> None
     batch["query"] = [prompt + "Findings: " + "Stable chest. " * 30 for prompt in batch["prompts"]]
     nothing = httpx.post(f"{base_url}/openrlhf/get_reward", json=batch)
     assert nothing.status_code == 503 and "none of the 4 items" in nothing.json()["detail"]
+    # The Python-file mode shares the answer's code; in the clients a batch like this is a RewardClientError.
+    monkeypatch.setenv("UNIRG_REWARD_URL", base_url)
+    with pytest.raises(RewardClientError, match="none of the 4 items"):
+        reward_func(batch["query"], batch["prompts"], batch["labels"])
 
 
 def test_reward_func_matches_the_endpoint(default_service: str, tokenizer, monkeypatch) -> None:

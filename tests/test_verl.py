@@ -110,6 +110,8 @@ def test_unscored_items_are_filled_from_their_group_never_zero(start_service) ->
     assert results[1]["score"] == pytest.approx(scored[0]["reward"])
     assert results[1]["score"] != 0.0
     assert [results[i]["score"] for i in (0, 2, 3)] == pytest.approx([item["reward"] for item in scored])
+    with pytest.raises(RewardClientError, match="none of the 2 items"):
+        compute_score_batch(["iu_xray"] * 2, [OVERSIZE] * 2, GROUND_TRUTHS[:2], infos[:2], base_url=base_url)
 
     with pytest.raises(RewardClientError, match="could not score this completion"):
         compute_score("iu_xray", OVERSIZE, REFERENCE_A, None, base_url=base_url)
