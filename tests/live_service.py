@@ -6,11 +6,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
+from waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_REPORTS = REPO_ROOT.parent / "shared" / "data" / "rexrank_iuxray_test.json"
@@ -33,6 +33,15 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def ready(self) -> bool:
+        """Whether ``/readyz`` answers 200; raises RuntimeError (with the log) once the process has exited."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            return httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -69,15 +78,10 @@ def launch_service(
     service = ServiceProcess(process, f"http://127.0.0.1:{port}", log_path)
     if not wait_ready:
         return service
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"service exited with {process.returncode}:\n{service.log()}")
-        try:
-            if httpx.get(f"{service.base_url}/readyz", timeout=2).status_code == 200:
-                return service
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    service.stop()
-    raise RuntimeError(f"service not ready after {ready_timeout}s:\n{service.log()}")
+    try:
+        what = f"the service on {service.base_url} answers /readyz 200"
+        wait_until(service.ready, ready_timeout, what, interval=0.1, describe=service.log)
+    except BaseException:
+        service.stop()
+        raise
+    return service

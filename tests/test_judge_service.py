@@ -8,9 +8,9 @@ candidate a missing finding (B), and a sentence with the word "minor" is clinica
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +21,7 @@ import pytest
 from judge_server import MALFORMED_ANSWER, JudgeServer
 from live_service import free_port
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until
 
 REFERENCE = "Heart size is normal. Lungs are clear."
 # A: "small left effusion" (significant), "minor skin fold" (insignificant); B: "lungs are clear".
@@ -56,16 +57,11 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
-            ).stdout.strip()
-            != "PONG"
-        ):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
+        wait_until(self._answers_ping, 20, f"redis-server answers PING on port {self.port}", interval=0.05)
+
+    def _answers_ping(self) -> bool:
+        ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
+        return ping.stdout.strip() == "PONG"
 
     def stop(self) -> None:
         if self._process is not None:
@@ -205,16 +201,14 @@ def test_redis_outage_fails_open_and_cache_returns(
     assert cache_state["available"] is False and cache_state["last_error"]
 
     redis_server.start()
-    deadline = time.monotonic() + 30
-    cached_again = False
-    attempt = 0
-    while not cached_again and time.monotonic() < deadline:
-        attempt += 1
-        pair = (REFERENCE, f"Heart size is normal. Finding number {attempt}.")
+    attempts = itertools.count(1)
+
+    def a_repeated_pair_is_cached() -> bool:
+        pair = (REFERENCE, f"Heart size is normal. Finding number {next(attempts)}.")
         score(base, [pair])
-        cached_again = score(base, [pair])[0]["components"]["judge"]["details"]["cached"]
-        time.sleep(0.1)
-    assert cached_again, "the service did not use Redis again after it came back"
+        return score(base, [pair])[0]["components"]["judge"]["details"]["cached"]
+
+    wait_until(a_repeated_pair_is_cached, 30, "the service uses Redis again after it came back", interval=0.1)
     assert judge_readiness(base)["cache"]["available"] is True
 
 
@@ -242,12 +236,12 @@ def test_judge_down_gives_nulls_then_breaker_opens_and_recovers(
     assert metric(base, "unirg_judge_breaker_state") == 2
 
     httpx.post(control, json={"status": None}).raise_for_status()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def judged_again() -> dict[str, Any] | None:
         item = score(base, [(REFERENCE, CANDIDATE)])[0]
-        if item["components"]["judge"]["score"] is not None:
-            break
-        time.sleep(0.2)
+        return item if item["components"]["judge"]["score"] is not None else None
+
+    item = wait_until(judged_again, 30, "the breaker lets calls reach the judge again", interval=0.2)
     assert item["components"]["judge"]["score"] == pytest.approx(ONE_OVER_THREE)
     assert judge_readiness(base)["breaker"]["state"] == "closed"
 

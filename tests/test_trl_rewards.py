@@ -20,6 +20,7 @@ from spawned_rewards import rewards_in_spawned_process
 from transformers import TrainerState
 from trl import GRPOTrainer
 from trl.trainer.utils import get_callable_name, shutdown_event_loop_in_daemon, start_event_loop_in_daemon
+from waiting import wait_until
 
 from clients import ClientConfig, FailurePolicy, RetryConfig
 from clients.trl import make_reward_functions
@@ -56,7 +57,7 @@ class TrainerShell:
         self._pending_extra_logs: dict[str, list] = defaultdict(list)
         self._pending_metrics: dict[str, list] = defaultdict(list)
         self.async_loop_thread, self.async_loop, ready = start_event_loop_in_daemon(name="test-async-loop")
-        ready.wait()
+        wait_until(ready.is_set, 30, "TRL's reward event loop thread started")
 
     def rewards(self, prompts: list, completions: list, columns: dict[str, list]) -> torch.Tensor:
         inputs = [
