@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from flaky_server import FlakyServer, flaky_server
 from hub_cache import build_stage1_cache
 from in_process import InProcessService, start_in_process
 from live_service import REPO_ROOT, ServiceProcess, free_port, launch_service
@@ -89,3 +91,15 @@ def default_app() -> Iterator[InProcessService]:
     """The app on the default profile, in this process, shared by the tests that only read from it."""
     with start_in_process() as service:
         yield service
+
+
+@pytest.fixture
+def relay() -> Iterator[Callable[[InProcessService], FlakyServer]]:
+    """Factory fixture: ``relay(app) -> FlakyServer`` on a loopback port that passes every request to the
+    in-process ``app`` (and records it): for code that only takes a URL, such as the framework adapters."""
+    with ExitStack() as stack:
+
+        def start(service: InProcessService) -> FlakyServer:
+            return stack.enter_context(flaky_server(stack.enter_context(service.client())))
+
+        yield start

@@ -118,9 +118,7 @@ def test_lone_surrogate_in_one_candidate_fails_that_item_alone(http: httpx.Clien
 
 
 def test_empty_reference_is_not_scored_silently(http: httpx.Client) -> None:
-    response = post(
-        http, {"items": [GOOD, {"id": "empty", "reference": "  ", "candidate": "No effusion."}]}
-    )
+    response = post(http, {"items": [GOOD, {"id": "empty", "reference": "  ", "candidate": "No effusion."}]})
     assert response.status_code == 200
     good, empty = response.json()["items"]
     assert good["reward"] > 0.9

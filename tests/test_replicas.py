@@ -1,10 +1,13 @@
-"""Several service replicas behind one client: spread, failover, and a replica coming back."""
+"""Several service replicas behind one client: spread, failover, and a replica coming back.
+
+End to end: two loopback stand-ins (tests/flaky_server.py) in front of a real ``unirg serve``."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from flaky_server import FlakyServer, flaky_server
 
@@ -19,7 +22,11 @@ CANDIDATES = [f"Findings: Left pleural effusion. Study {i}." for i in range(8)]
 
 @pytest.fixture
 def two_replicas(default_service: str) -> Iterator[tuple[FlakyServer, FlakyServer]]:
-    with flaky_server(default_service) as first, flaky_server(default_service) as second:
+    with (
+        httpx.Client(base_url=default_service) as upstream,
+        flaky_server(upstream) as first,
+        flaky_server(upstream) as second,
+    ):
         yield first, second
 
 
