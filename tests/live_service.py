@@ -1,4 +1,23 @@
-"""A real ``unirg serve`` process on a free loopback port, for tests and benchmarks."""
+"""A real ``unirg serve`` process on a free loopback port, for tests and benchmarks.
+
+Most API and client tests run the service's app in the test process instead (tests/in_process.py):
+same app, same settings, no interpreter start-up. These stay end to end, on a real process, because
+what they check happens only there:
+
+* test_lifecycle.py (the SIGTERM tests, a profile that fails to load): draining on SIGTERM, the exit
+  code and the last line ``unirg serve`` prints;
+* test_api.py::test_serve_refuses_a_bad_profile_before_binding and
+  test_judge_service.py::test_missing_judge_settings_stop_startup_with_a_message: the checks
+  ``unirg serve`` makes before it binds a port;
+* test_judge_service.py::test_judge_credentials_never_show_in_readiness_or_logs: the log the command
+  writes, with the redaction it installs;
+* test_readme.py: the README's curl and Python examples, against a server on a port as a reader runs them;
+* test_replicas.py: client failover across replicas on real sockets (relays in front of one service);
+* test_trainer.py: the TRL/GRPO runs (``unirg train`` in a subprocess) against the live service;
+* test_playground_browser.py: a real browser loading the playground from the server.
+
+The session fixture ``default_service`` (conftest.py) starts one process for the tests that share it.
+"""
 
 from __future__ import annotations
 
