@@ -15,6 +15,7 @@ load, log redaction) is tested against a real process: see live_service.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -29,6 +30,7 @@ from reward_service.app import create_app
 from reward_service.settings import Settings
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 #: Host of the in-process service's URLs; nothing resolves it, as nothing needs to.
 BASE_URL = "http://unirg.test"
@@ -58,8 +60,15 @@ class _LoopTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def __init__(self, service: InProcessService) -> None:
         self._service = service
-        # As behind uvicorn: an exception in the app is a 500 answer, not an exception in the caller.
-        self._asgi = httpx.ASGITransport(app=service.app, raise_app_exceptions=False)
+        # As behind uvicorn: an exception in the app is logged and answered 500, not raised in the caller.
+        self._asgi = httpx.ASGITransport(app=self._logging_exceptions, raise_app_exceptions=False)
+
+    async def _logging_exceptions(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self._service.app(scope, receive, send)
+        except Exception:
+            logger.exception("Exception in ASGI application")
+            raise
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         response = await self._asgi.handle_async_request(request)
@@ -129,6 +138,7 @@ class InProcessService:
             self.call(_cancel_other_tasks())
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=30)
+            assert not self._thread.is_alive(), "the in-process service's event loop did not stop within 30s"
             self.loop.close()
 
     def client(self, **options: Any) -> httpx.Client:
