@@ -1,9 +1,10 @@
-"""Shared fixtures: offline model hubs, free loopback ports, a real service in a subprocess."""
+"""Shared fixtures: offline model hubs, free loopback ports, the service in this process or in a subprocess."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from flaky_server import FlakyServer, flaky_server
 from hub_cache import build_stage1_cache
+from in_process import InProcessService, start_in_process
 from live_service import REPO_ROOT, ServiceProcess, free_port, launch_service
 
 SHARED_REPORTS = REPO_ROOT.parent / "shared" / "data" / "rexrank_iuxray_test.json"
@@ -63,3 +66,40 @@ def shared_reports() -> dict[str, dict]:
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model cache holding every weight of unirg-stage1 (tiny random models), as `unirg models fetch` leaves it."""
     return build_stage1_cache(tmp_path_factory.mktemp("model-cache"))
+
+
+@pytest.fixture
+def start_app() -> Iterator[Callable[..., InProcessService]]:
+    """Factory fixture: ``start_app(profile=..., extra_profiles=..., env=...) -> InProcessService``, the
+    service's app in this process (tests/in_process.py), stopped after the test."""
+    started: list[InProcessService] = []
+
+    def start(
+        profile: str = "default", extra_profiles: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> InProcessService:
+        service = start_in_process(profile, extra_profiles, env)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def default_app() -> Iterator[InProcessService]:
+    """The app on the default profile, in this process, shared by the tests that only read from it."""
+    with start_in_process() as service:
+        yield service
+
+
+@pytest.fixture
+def relay() -> Iterator[Callable[[InProcessService], FlakyServer]]:
+    """Factory fixture: ``relay(app) -> FlakyServer`` on a loopback port that passes every request to the
+    in-process ``app`` (and records it): for code that only takes a URL, such as the framework adapters."""
+    with ExitStack() as stack:
+
+        def start(service: InProcessService) -> FlakyServer:
+            return stack.enter_context(flaky_server(stack.enter_context(service.client())))
+
+        yield start

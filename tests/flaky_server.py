@@ -1,8 +1,13 @@
-"""A loopback HTTP server in front of the real reward service that fails on demand.
+"""A stand-in in front of the real reward service that fails on demand.
+
+:class:`FlakyServer` answers as its script says; reach it through ``flaky.transport`` (an
+``httpx.MockTransport``, for clients that accept a transport) or, for code that only takes a URL (the
+framework adapters, a spawned process), on a loopback port with :func:`flaky_server`. Its upstream is an
+``httpx.Client`` on the real service: the app in this process (tests/in_process.py) or ``unirg serve``.
 
 Each request takes the next action from a script (or the default action when the script is empty):
 
-* ``"ok"``: forward the request to the real service and relay its answer;
+* ``"ok"``: forward the request (its body, content type and API key) upstream and relay the answer;
 * ``"500"``, ``"502"``, ``"503"``, ``"408"``, ``"422"``: answer that status with a JSON body;
 * ``"429:N"``: answer 429 with ``Retry-After: N``;
 * ``"413:N"``: answer 413 when the request holds more than N items, else forward (recorded as
@@ -18,7 +23,7 @@ import json
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,13 +40,18 @@ class Attempt:
     body: bytes = b""
 
 
+#: The answer to a request: status, JSON body and extra headers; None means "drop the connection".
+Answer = tuple[int, bytes, dict[str, str]] | None
+
+
 @dataclass
 class FlakyServer:
-    upstream: str
+    upstream: httpx.Client
     default_action: str = "ok"
     script: deque[str] = field(default_factory=deque)
     attempts: list[Attempt] = field(default_factory=list)
-    base_url: str = ""
+    #: Where clients reach it: a name for ``transport`` users, the loopback URL under :func:`flaky_server`.
+    base_url: str = "http://flaky.test"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def plan(self, actions: Iterable[str]) -> None:
@@ -60,6 +70,48 @@ class FlakyServer:
         with self.lock:
             return [attempt for attempt in self.attempts if attempt.path.startswith("/v1/score")]
 
+    def answer(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        """Record one request (``path`` with its query) and answer it as the script says."""
+        items = None
+        if body:
+            try:
+                items = len(json.loads(body).get("items", []))
+            except (ValueError, AttributeError):
+                items = None
+        action = self.next_action()
+        if action.startswith("413:"):
+            action = "413" if items is not None and items > int(action[4:]) else "ok"
+        self.record(Attempt(method, path, items, action, body))
+        if action == "drop":
+            return None
+        if action == "ok":
+            forwarded = {"Content-Type": "application/json"}
+            if "authorization" in headers:
+                forwarded["Authorization"] = headers["authorization"]
+            upstream = self.upstream.request(
+                method, path, content=body or None, headers=forwarded, timeout=60
+            )
+            return upstream.status_code, upstream.content, {}
+        status, _, retry_after = action.partition(":")
+        extra = {"Retry-After": retry_after} if retry_after else {}
+        return int(status), json.dumps({"detail": f"injected {status}"}).encode(), extra
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        """A transport (sync and async) that answers like the loopback server, without a socket."""
+        return httpx.MockTransport(self._handle)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        answer = self.answer(request.method, request.url.raw_path.decode(), request.content, request.headers)
+        if answer is None:  # what httpx raises when a server closes the connection without answering
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        status, content, headers = answer
+        return httpx.Response(
+            status, content=content, headers={"Content-Type": "application/json", **headers}
+        )
+
 
 def _handler(server_state: FlakyServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -71,33 +123,13 @@ def _handler(server_state: FlakyServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            items = None
-            if body:
-                try:
-                    items = len(json.loads(body).get("items", []))
-                except (ValueError, AttributeError):
-                    items = None
-            action = server_state.next_action()
-            if action.startswith("413:"):
-                action = "413" if items is not None and items > int(action[4:]) else "ok"
-            server_state.record(Attempt(self.command, self.path, items, action, body))
-            if action == "drop":
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            answer = server_state.answer(self.command, self.path, body, headers)
+            if answer is None:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            if action == "ok":
-                upstream = httpx.request(
-                    self.command,
-                    server_state.upstream + self.path,
-                    content=body or None,
-                    headers={"Content-Type": "application/json"},
-                    timeout=60,
-                )
-                self._answer(upstream.status_code, upstream.content, {})
-                return
-            status, _, retry_after = action.partition(":")
-            headers = {"Retry-After": retry_after} if retry_after else {}
-            self._answer(int(status), json.dumps({"detail": f"injected {status}"}).encode(), headers)
+            self._answer(*answer)
 
         def _answer(self, status: int, content: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)
@@ -115,13 +147,14 @@ def _handler(server_state: FlakyServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def flaky_server(upstream: str, default_action: str = "ok") -> Iterator[FlakyServer]:
+def flaky_server(upstream: httpx.Client, default_action: str = "ok") -> Iterator[FlakyServer]:
     """Run a :class:`FlakyServer` on a free loopback port for the duration of the block."""
-    state = FlakyServer(upstream=upstream.rstrip("/"), default_action=default_action)
+    state = FlakyServer(upstream=upstream, default_action=default_action)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="flaky-server", daemon=True)
+    # Polled every 50 ms for shutdown (the default 0.5 s would add that to every test's teardown).
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name="flaky-server", daemon=True)
     thread.start()
     try:
         yield state

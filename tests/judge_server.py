@@ -35,6 +35,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from waiting import wait_until
 
 FENCE = re.compile(r"<<<BEGIN (REFERENCE|CANDIDATE) ([0-9a-f]+)>>>\n(.*?)\n<<<END \1 \2>>>", re.DOTALL)
 DIRECTIVE = re.compile(r"\[\[judge:([a-z]+)(?:=([0-9.]+))?\]\]")
@@ -244,12 +245,13 @@ class JudgeServer:
 
     def start(self) -> JudgeServer:
         self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"test judge server did not start on port {self.port}")
-            time.sleep(0.02)
+        wait_until(self._started, 30, f"the test judge server listens on port {self.port}")
         return self
+
+    def _started(self) -> bool:
+        if not self._thread.is_alive():
+            raise RuntimeError(f"the test judge server stopped before it listened on port {self.port}")
+        return self._server.started
 
     def stop(self) -> None:
         self._server.should_exit = True

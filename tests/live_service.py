@@ -1,4 +1,23 @@
-"""A real ``unirg serve`` process on a free loopback port, for tests and benchmarks."""
+"""A real ``unirg serve`` process on a free loopback port, for tests and benchmarks.
+
+Most API and client tests run the service's app in the test process instead (tests/in_process.py):
+same app, same settings, no interpreter start-up. These stay end to end, on a real process, because
+what they check happens only there:
+
+* test_lifecycle.py (the SIGTERM tests, a profile that fails to load): draining on SIGTERM, the exit
+  code and the last line ``unirg serve`` prints;
+* test_api.py::test_serve_refuses_a_bad_profile_before_binding and
+  test_judge_service.py::test_missing_judge_settings_stop_startup_with_a_message: the checks
+  ``unirg serve`` makes before it binds a port;
+* test_judge_service.py::test_judge_credentials_never_show_in_readiness_or_logs: the log the command
+  writes, with the redaction it installs;
+* test_readme.py: the README's curl and Python examples, against a server on a port as a reader runs them;
+* test_replicas.py: client failover across replicas on real sockets (relays in front of one service);
+* test_trainer.py: the TRL/GRPO runs (``unirg train`` in a subprocess) against the live service;
+* test_playground_browser.py: a real browser loading the playground from the server.
+
+The session fixture ``default_service`` (conftest.py) starts one process for the tests that share it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +25,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
+from waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_REPORTS = REPO_ROOT.parent / "shared" / "data" / "rexrank_iuxray_test.json"
@@ -33,6 +52,15 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def ready(self) -> bool:
+        """Whether ``/readyz`` answers 200; raises RuntimeError (with the log) once the process has exited."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            return httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -69,15 +97,10 @@ def launch_service(
     service = ServiceProcess(process, f"http://127.0.0.1:{port}", log_path)
     if not wait_ready:
         return service
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"service exited with {process.returncode}:\n{service.log()}")
-        try:
-            if httpx.get(f"{service.base_url}/readyz", timeout=2).status_code == 200:
-                return service
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    service.stop()
-    raise RuntimeError(f"service not ready after {ready_timeout}s:\n{service.log()}")
+    try:
+        what = f"the service on {service.base_url} answers /readyz 200"
+        wait_until(service.ready, ready_timeout, what, interval=0.1, describe=service.log)
+    except BaseException:
+        service.stop()
+        raise
+    return service

@@ -10,6 +10,7 @@ import asyncio
 import threading
 
 import pytest
+from waiting import wait_until_async
 
 from reward_service import metrics
 from reward_service.batching import (
@@ -60,9 +61,14 @@ class Recorder:
                 self.active -= 1
 
 
+async def until_queued(batcher: DynamicBatcher, count: int) -> None:
+    """Wait until ``count`` items wait in the batcher's queue."""
+    await wait_until_async(lambda: batcher.queued >= count, 10, f"{count} items queued in {batcher.name}")
+
+
 async def hold_first_batch(batcher: DynamicBatcher, recorder: Recorder, first: str) -> asyncio.Task:
     task = asyncio.create_task(batcher.submit(first))
-    await asyncio.to_thread(recorder.started.wait, 10)
+    await wait_until_async(recorder.started.is_set, 10, "the first batch started", interval=0.001)
     return task
 
 
@@ -71,8 +77,7 @@ async def test_items_from_concurrent_callers_share_a_batch_and_run_off_the_loop(
     batcher = DynamicBatcher("t-share", recorder, cost=len, max_wait_ms=0)
     first = await hold_first_batch(batcher, recorder, "a")
     callers = [asyncio.create_task(batcher.submit_many([f"x{i}", f"y{i}"])) for i in range(8)]
-    while batcher.queued < 16:
-        await asyncio.sleep(0)
+    await until_queued(batcher, 16)
     recorder.gate.set()
     results = await asyncio.gather(*callers)
     assert await first == "A"
@@ -90,8 +95,7 @@ async def test_batches_respect_the_token_budget_and_are_length_sorted() -> None:
     first = await hold_first_batch(batcher, recorder, "z")
     texts = ["aaaaaa", "b", "cc", "dddd", "e", "ffffff", "ggg", "hh", "i" * 20]
     pending = asyncio.create_task(batcher.submit_many(texts))
-    while batcher.queued < len(texts):
-        await asyncio.sleep(0)
+    await until_queued(batcher, len(texts))
     recorder.gate.set()
     assert await pending == [t.upper() for t in texts]
     await first
@@ -137,8 +141,7 @@ async def test_identical_items_are_computed_once() -> None:
     # One caller joins the running item, others queue the same text twice.
     joined = asyncio.create_task(batcher.submit("same"))
     queued = [asyncio.create_task(batcher.submit_many(["other", "other", "same"])) for _ in range(3)]
-    while batcher.queued < 1:
-        await asyncio.sleep(0)
+    await until_queued(batcher, 1)
     await asyncio.sleep(0)
     recorder.gate.set()
     assert await first == "SAME" and await joined == "SAME"
@@ -154,8 +157,7 @@ async def test_a_full_queue_rejects_the_whole_submission() -> None:
     batcher = DynamicBatcher("t-full", recorder, cost=len, max_wait_ms=0, queue_size=4)
     first = await hold_first_batch(batcher, recorder, "run")
     kept = asyncio.create_task(batcher.submit_many(["a", "b", "c"]))
-    while batcher.queued < 3:
-        await asyncio.sleep(0)
+    await until_queued(batcher, 3)
     with pytest.raises(QueueFullError) as info:
         await batcher.submit_many(["d", "e"])
     assert info.value.free == 1 and info.value.capacity == 4
@@ -174,8 +176,7 @@ async def test_close_fails_pending_items_cleanly() -> None:
     batcher = DynamicBatcher("t-close", recorder, cost=len, max_wait_ms=0)
     running = await hold_first_batch(batcher, recorder, "running")
     queued = asyncio.create_task(batcher.submit_many(["q1", "q2"]))
-    while batcher.queued < 2:
-        await asyncio.sleep(0)
+    await until_queued(batcher, 2)
     closing = asyncio.create_task(batcher.close())
     await asyncio.sleep(0)
     recorder.gate.set()
@@ -194,8 +195,7 @@ async def test_work_of_cancelled_callers_is_dropped() -> None:
     first = await hold_first_batch(batcher, recorder, "first")
     abandoned = asyncio.create_task(batcher.submit("abandoned"))
     kept = asyncio.create_task(batcher.submit("kept"))
-    while batcher.queued < 2:
-        await asyncio.sleep(0)
+    await until_queued(batcher, 2)
     abandoned.cancel()
     recorder.gate.set()
     assert await kept == "KEPT"
@@ -249,8 +249,7 @@ async def test_bucketed_batches_hold_one_padded_length_each() -> None:
     first = await hold_first_batch(batcher, recorder, "zzzzzzzzzzzz")
     texts = ["a", "bb", "ccc", "dddd", "eeeee", "ffffff", "ggggggggg", "hhh"]
     pending = asyncio.create_task(batcher.submit_many(texts))
-    while batcher.queued < len(texts):
-        await asyncio.sleep(0)
+    await until_queued(batcher, len(texts))
     recorder.gate.set()
     assert await pending == [t.upper() for t in texts]
     await first

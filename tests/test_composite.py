@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 import yaml
+from in_process import InProcessService
 
 from reward_service.composite import (
     Profile,
@@ -219,28 +219,17 @@ def test_shipped_offline_profiles_are_the_rule_based_ones() -> None:
     assert not load_profile("unirg-stage1").offline
 
 
-async def test_the_http_response_shows_the_gate() -> None:
-    import httpx
-
-    from reward_service.app import create_app
-
-    app = create_app(Settings())
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            for _ in range(200):  # profiles load in the background after start-up: at most 10 s
-                if (await client.get("/readyz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.05)
-            response = await client.post(
-                "/v1/score",
-                json={
-                    "items": [
-                        {"reference": "No pneumothorax.", "candidate": "asdf qwer zxcv."},
-                        {"reference": "No pneumothorax.", "candidate": "No pneumothorax. No pneumothorax."},
-                    ]
-                },
-            )
+async def test_the_http_response_shows_the_gate(default_app: InProcessService) -> None:
+    async with default_app.async_client() as client:  # started: its profiles are loaded
+        response = await client.post(
+            "/v1/score",
+            json={
+                "items": [
+                    {"reference": "No pneumothorax.", "candidate": "asdf qwer zxcv."},
+                    {"reference": "No pneumothorax.", "candidate": "No pneumothorax. No pneumothorax."},
+                ]
+            },
+        )
     first, second = response.json()["items"]
     assert (first["reward"], first["gate"]) == (0.0, 0.0)
     assert "not a chest X-ray report" in first["components"]["report_guard"]["details"]["reasons"][0]

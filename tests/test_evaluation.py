@@ -614,10 +614,12 @@ def test_rerun_scores_only_new_pairs(tmp_path: Path) -> None:
     assert metric(second, "good", "default:reward") == metric(first, "good", "default:reward")
 
 
-def test_service_backend_matches_in_process(tmp_path: Path, default_service: str) -> None:
+def test_service_backend_matches_in_process(tmp_path: Path, default_app, relay) -> None:
     gt, good, bad = synthetic(tmp_path, n=40)
     local = run(tmp_path, [gt], [good, bad], resamples=200, cache=None)
-    remote = run(tmp_path, [gt], [good, bad], resamples=200, cache=None, service=default_service)
+    service = relay(default_app)  # the service backend takes a URL; the relay passes it to the app
+    remote = run(tmp_path, [gt], [good, bad], resamples=200, cache=None, service=service.base_url)
+    assert service.score_attempts(), "the evaluation did not score through the service"
     for key in (
         "default:reward",
         "default:clinical_errors",

@@ -1,4 +1,4 @@
-"""Bad input, limits, API keys, readiness and the docs page, against a real ``unirg serve`` on loopback.
+"""Bad input, limits, API keys, readiness and the docs page, on the service's app in this process.
 
 Every case here answered a 5xx, a vague 400 or nothing useful before (issue 12); each now gets a 4xx or
 503 whose message says what to fix, and one bad item never fails its neighbours.
@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from live_service import launch_service
+from flaky_server import flaky_server
+from in_process import InProcessService, start_in_process
 from prometheus_client.parser import text_string_to_metric_families
 
 from clients import ClientConfig, RewardClient
@@ -29,51 +30,51 @@ BODY_LIMIT = 64 * 1024
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("hardened-service")
-    hashes = folder / "keys.sha256"
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessService]:
+    hashes = tmp_path_factory.mktemp("hardened-service") / "keys.sha256"
     hashes.write_text(f"# team keys\n{key_digest(FILE_KEY)} ci-runner\n")
-    service = launch_service(
-        folder,
-        env={
-            "UNIRG_API_KEYS": f"{KEY}, {OTHER_KEY}",
-            "UNIRG_API_KEY_HASHES_FILE": str(hashes),
-            "UNIRG_MAX_BODY_BYTES": str(BODY_LIMIT),
-            "UNIRG_MAX_CONTEXT_KEYS": "3",
-            "UNIRG_MAX_CONTEXT_VALUE_CHARS": "50",
-            "UNIRG_MAX_ITEMS_PER_REQUEST": "16",
-        },
-        ready_timeout=120,
-        wait_ready=False,
-    )
-    _wait_ready(service.base_url)
-    yield service.base_url
-    service.stop()
+    env = {
+        "UNIRG_API_KEYS": f"{KEY}, {OTHER_KEY}",
+        "UNIRG_API_KEY_HASHES_FILE": str(hashes),
+        "UNIRG_MAX_BODY_BYTES": str(BODY_LIMIT),
+        "UNIRG_MAX_CONTEXT_KEYS": "3",
+        "UNIRG_MAX_CONTEXT_VALUE_CHARS": "50",
+        "UNIRG_MAX_ITEMS_PER_REQUEST": "16",
+    }
+    with start_in_process(env=env, wait_ready=False) as service:
+        with RewardClient(
+            service.base_url, config=ClientConfig(api_key=KEY), transport=service.transport
+        ) as client:
+            client.wait_until_ready(timeout=120, interval=0.1)
+        yield service
 
 
-def _wait_ready(base_url: str) -> None:
-    with RewardClient(base_url, config=ClientConfig(api_key=KEY)) as client:
-        client.wait_until_ready(timeout=120, interval=0.1)
+@pytest.fixture(scope="module")
+def http(service: InProcessService) -> Iterator[httpx.Client]:
+    with service.client() as client:
+        yield client
 
 
-def post_raw(base_url: str, content: bytes, content_type: str | None = "application/json") -> httpx.Response:
+def post_raw(
+    http: httpx.Client, content: bytes, content_type: str | None = "application/json"
+) -> httpx.Response:
     headers = dict(AUTH)
     if content_type is not None:
         headers["content-type"] = content_type
-    return httpx.post(f"{base_url}/v1/score", content=content, headers=headers, timeout=60)
+    return http.post("/v1/score", content=content, headers=headers)
 
 
-def post(base_url: str, body: object) -> httpx.Response:
-    return httpx.post(f"{base_url}/v1/score", json=body, headers=AUTH, timeout=60)
+def post(http: httpx.Client, body: object) -> httpx.Response:
+    return http.post("/v1/score", json=body, headers=AUTH)
 
 
 # --- 1: non-finite numbers and bodies that are not JSON ------------------------------------------------
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
-def test_non_finite_numbers_are_422_not_500(service: str, literal: str) -> None:
+def test_non_finite_numbers_are_422_not_500(http: httpx.Client, literal: str) -> None:
     body = f'{{"items": [{{"reference": "a", "candidate": "b"}}], "return_details": {literal}}}'
-    response = post_raw(service, body.encode())
+    response = post_raw(http, body.encode())
     assert response.status_code == 422, response.text
     assert "return_details" in response.json()["message"]
 
@@ -82,18 +83,18 @@ def test_non_finite_numbers_are_422_not_500(service: str, literal: str) -> None:
     "content_type", ["text/plain", "application/x-www-form-urlencoded", None], ids=["text", "form", "none"]
 )
 def test_valid_body_with_the_wrong_content_type_says_which_header_to_send(
-    service: str, content_type: str | None
+    http: httpx.Client, content_type: str | None
 ) -> None:
-    response = post_raw(service, json.dumps({"items": [GOOD]}).encode(), content_type)
+    response = post_raw(http, json.dumps({"items": [GOOD]}).encode(), content_type)
     assert response.status_code == 422, response.text
     assert "Content-Type: application/json" in response.json()["message"]
 
 
-def test_invalid_utf8_and_deep_nesting_are_422_saying_why(service: str) -> None:
-    response = post_raw(service, b'{"items": [{"reference": "\xff\xfe", "candidate": "x"}]}')
+def test_invalid_utf8_and_deep_nesting_are_422_saying_why(http: httpx.Client) -> None:
+    response = post_raw(http, b'{"items": [{"reference": "\xff\xfe", "candidate": "x"}]}')
     assert response.status_code == 422, response.text
     assert "not valid UTF-8" in response.json()["detail"]
-    response = post_raw(service, b"[" * 20_000 + b"]" * 20_000)
+    response = post_raw(http, b"[" * 20_000 + b"]" * 20_000)
     assert response.status_code == 422, response.text
     assert "nested too deeply" in response.json()["detail"]
 
@@ -101,13 +102,13 @@ def test_invalid_utf8_and_deep_nesting_are_422_saying_why(service: str) -> None:
 # --- 2: one bad item never fails its neighbours -------------------------------------------------------
 
 
-def test_lone_surrogate_in_one_candidate_fails_that_item_alone(service: str) -> None:
+def test_lone_surrogate_in_one_candidate_fails_that_item_alone(http: httpx.Client) -> None:
     body = (
         '{"items": [{"id": "good", "reference": "Small left pleural effusion.", "candidate": "Small left '
         'pleural effusion."}, {"id": "bad\\udfff", "reference": "Small left pleural effusion.", '
         '"candidate": "Small \\ud800 effusion."}]}'
     )
-    response = post_raw(service, body.encode())
+    response = post_raw(http, body.encode())
     assert response.status_code == 200, response.text
     good, bad = response.json()["items"]
     assert good["reward"] > 0.9
@@ -116,10 +117,8 @@ def test_lone_surrogate_in_one_candidate_fails_that_item_alone(service: str) -> 
     assert "candidate holds a lone UTF-16 surrogate (U+D800" in bad["errors"][0]
 
 
-def test_empty_reference_is_not_scored_silently(service: str) -> None:
-    response = post(
-        service, {"items": [GOOD, {"id": "empty", "reference": "  ", "candidate": "No effusion."}]}
-    )
+def test_empty_reference_is_not_scored_silently(http: httpx.Client) -> None:
+    response = post(http, {"items": [GOOD, {"id": "empty", "reference": "  ", "candidate": "No effusion."}]})
     assert response.status_code == 200
     good, empty = response.json()["items"]
     assert good["reward"] > 0.9
@@ -129,22 +128,22 @@ def test_empty_reference_is_not_scored_silently(service: str) -> None:
 # --- 3: sizes are limited before parsing ------------------------------------------------------------
 
 
-def test_body_over_the_limit_is_413_naming_the_setting(service: str) -> None:
+def test_body_over_the_limit_is_413_naming_the_setting(http: httpx.Client) -> None:
     big = json.dumps({"items": [{"reference": "x" * BODY_LIMIT, "candidate": "y"}]}).encode()
-    response = post_raw(service, big)
+    response = post_raw(http, big)
     assert response.status_code == 413
     assert "UNIRG_MAX_BODY_BYTES" in response.json()["detail"]
 
 
-def test_streamed_body_without_length_is_cut_at_the_limit(service: str) -> None:
+def test_streamed_body_without_length_is_cut_at_the_limit(http: httpx.Client) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"items": [{"reference": "'
         for _ in range(BODY_LIMIT // 1024 + 2):
             yield b"x" * 1024
         yield b'", "candidate": "y"}]}'
 
-    response = httpx.post(
-        f"{service}/v1/score",
+    response = http.post(
+        "/v1/score",
         content=chunks(),
         headers={**AUTH, "content-type": "application/json"},
         timeout=60,
@@ -153,19 +152,19 @@ def test_streamed_body_without_length_is_cut_at_the_limit(service: str) -> None:
     assert "UNIRG_MAX_BODY_BYTES" in response.json()["detail"]
 
 
-def test_context_keys_and_values_are_limited(service: str) -> None:
+def test_context_keys_and_values_are_limited(http: httpx.Client) -> None:
     many = {**GOOD, "context": {f"k{i}": "v" for i in range(4)}}
-    response = post(service, {"items": [many]})
+    response = post(http, {"items": [many]})
     assert response.status_code == 422
     assert "4 keys, over the limit of 3 (UNIRG_MAX_CONTEXT_KEYS)" in response.json()["detail"]
     long = {**GOOD, "context": {"indication": "x" * 51}}
-    response = post(service, {"items": [long]})
+    response = post(http, {"items": [long]})
     assert response.status_code == 422
     assert "UNIRG_MAX_CONTEXT_VALUE_CHARS" in response.json()["detail"]
 
 
-def test_openapi_schema_states_the_limits(service: str) -> None:
-    schema = httpx.get(f"{service}/openapi.json").json()
+def test_openapi_schema_states_the_limits(http: httpx.Client) -> None:
+    schema = http.get("/openapi.json").json()
     models = schema["components"]["schemas"]
     items = models["ScoreRequest"]["properties"]["items"]
     assert items["minItems"] == 1 and items["maxItems"] == 16
@@ -183,39 +182,37 @@ def test_openapi_schema_states_the_limits(service: str) -> None:
 # --- 5: API keys ---------------------------------------------------------------------------------------
 
 
-def test_score_without_a_key_is_401_saying_how_to_send_it(service: str) -> None:
-    response = httpx.post(f"{service}/v1/score", json={"items": [GOOD]})
+def test_score_without_a_key_is_401_saying_how_to_send_it(http: httpx.Client) -> None:
+    response = http.post("/v1/score", json={"items": [GOOD]})
     assert response.status_code == 401
     assert "Authorization: Bearer <key>" in response.json()["detail"]
     assert response.headers["www-authenticate"].startswith("Bearer")
-    wrong = httpx.post(
-        f"{service}/v1/score", json={"items": [GOOD]}, headers={"Authorization": "Bearer nope"}
-    )
+    wrong = http.post("/v1/score", json={"items": [GOOD]}, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and "not accepted" in wrong.json()["detail"]
-    basic = httpx.post(f"{service}/v1/score", json={"items": [GOOD]}, headers={"Authorization": "Basic eDp5"})
+    basic = http.post("/v1/score", json={"items": [GOOD]}, headers={"Authorization": "Basic eDp5"})
     assert basic.status_code == 401 and "not a bearer key" in basic.json()["detail"]
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/v1/profiles", "/v1/components", "/nowhere"])
-def test_every_route_but_liveness_needs_the_key(service: str, path: str) -> None:
-    assert httpx.get(f"{service}{path}").status_code == 401
-    assert httpx.get(f"{service}{path}", headers=AUTH).status_code in (200, 404)
+def test_every_route_but_liveness_needs_the_key(http: httpx.Client, path: str) -> None:
+    assert http.get(path).status_code == 401
+    assert http.get(path, headers=AUTH).status_code in (200, 404)
 
 
-def test_liveness_and_docs_need_no_key(service: str) -> None:
-    assert httpx.get(f"{service}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{service}/docs").status_code == 200
+def test_liveness_and_docs_need_no_key(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.get("/docs").status_code == 200
 
 
-def test_readiness_without_a_key_gives_the_status_only(service: str) -> None:
-    anonymous = httpx.get(f"{service}/readyz")
+def test_readiness_without_a_key_gives_the_status_only(http: httpx.Client) -> None:
+    anonymous = http.get("/readyz")
     assert anonymous.status_code == 200 and anonymous.json() == {"ready": True}
-    detailed = httpx.get(f"{service}/readyz", headers=AUTH).json()
+    detailed = http.get("/readyz", headers=AUTH).json()
     assert detailed["ready"] is True and detailed["profiles"] == ["default"]
 
 
-def _metric(base_url: str, name: str, **labels: str) -> float:
-    text = httpx.get(f"{base_url}/metrics", headers=AUTH).text
+def _metric(http: httpx.Client, name: str, **labels: str) -> float:
+    text = http.get("/metrics", headers=AUTH).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
@@ -224,54 +221,60 @@ def _metric(base_url: str, name: str, **labels: str) -> float:
     )
 
 
-def test_keys_from_the_setting_and_the_hashes_file_work_and_are_counted_per_key(service: str) -> None:
+def test_keys_from_the_setting_and_the_hashes_file_work_and_are_counted_per_key(http: httpx.Client) -> None:
     other_name = f"key-{key_digest(OTHER_KEY)[:8]}"
-    before_other = _metric(service, "unirg_requests_by_key_total", key=other_name)
-    before_file = _metric(service, "unirg_requests_by_key_total", key="ci-runner")
+    before_other = _metric(http, "unirg_requests_by_key_total", key=other_name)
+    before_file = _metric(http, "unirg_requests_by_key_total", key="ci-runner")
     for key in (OTHER_KEY, FILE_KEY, FILE_KEY):
-        response = httpx.post(
-            f"{service}/v1/score", json={"items": [GOOD]}, headers={"Authorization": f"Bearer {key}"}
-        )
+        response = http.post("/v1/score", json={"items": [GOOD]}, headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 200
-    assert _metric(service, "unirg_requests_by_key_total", key=other_name) == before_other + 1
-    assert _metric(service, "unirg_requests_by_key_total", key="ci-runner") == before_file + 2
-    assert KEY not in httpx.get(f"{service}/metrics", headers=AUTH).text
+    assert _metric(http, "unirg_requests_by_key_total", key=other_name) == before_other + 1
+    assert _metric(http, "unirg_requests_by_key_total", key="ci-runner") == before_file + 2
+    assert KEY not in http.get("/metrics", headers=AUTH).text
 
 
-def test_client_sends_the_key_from_its_settings(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with RewardClient(service) as anonymous, pytest.raises(Exception, match="401"):
+def test_client_sends_the_key_from_its_settings(
+    service: InProcessService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (
+        RewardClient(service.base_url, transport=service.transport) as anonymous,
+        pytest.raises(Exception, match="401"),
+    ):
         anonymous.score([REFERENCE], [REFERENCE])
     monkeypatch.setenv("UNIRG_REWARD_API_KEY", OTHER_KEY)
-    with RewardClient(service) as client:
+    with RewardClient(service.base_url, transport=service.transport) as client:
         assert client.score([REFERENCE], [REFERENCE]).rewards[0] > 0.9
 
 
 def test_verl_adapter_reads_the_key_from_the_environment(
-    service: str, monkeypatch: pytest.MonkeyPatch
+    http: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clients import _adapters
     from clients.verl import compute_score
 
-    monkeypatch.setenv("UNIRG_REWARD_URL", service)
-    monkeypatch.setenv("UNIRG_REWARD_API_KEY", KEY)
-    monkeypatch.setattr(_adapters, "_clients", {})
-    assert compute_score("iu", REFERENCE, REFERENCE)["score"] > 0.9
+    # The adapter takes a URL: a loopback server relays its requests (with their key) to the app.
+    with flaky_server(http) as front:
+        monkeypatch.setenv("UNIRG_REWARD_URL", front.base_url)
+        monkeypatch.setenv("UNIRG_REWARD_API_KEY", KEY)
+        monkeypatch.setattr(_adapters, "_clients", {})
+        assert compute_score("iu", REFERENCE, REFERENCE)["score"] > 0.9
+    assert [attempt.path for attempt in front.attempts][-1] == "/v1/score"
 
 
 # --- /docs offline -----------------------------------------------------------------------------------------
 
 
-def test_docs_page_loads_its_assets_from_the_service(service: str) -> None:
-    html = httpx.get(f"{service}/docs").text
+def test_docs_page_loads_its_assets_from_the_service(http: httpx.Client) -> None:
+    html = http.get("/docs").text
     assets = re.findall(r"""(?:src|href)=["']([^"']+\.(?:js|css|png))["']""", html)
     assert assets and not [url for url in assets if "://" in url], assets
     for asset in assets:
-        response = httpx.get(f"{service}{asset}")
+        response = http.get(f"{asset}")
         assert response.status_code == 200 and len(response.content) > 1000, asset
 
 
-def test_openrlhf_route_refuses_an_empty_batch_with_a_4xx(service: str) -> None:
-    response = httpx.post(f"{service}/openrlhf/get_reward", json={"query": [], "labels": []}, headers=AUTH)
+def test_openrlhf_route_refuses_an_empty_batch_with_a_4xx(http: httpx.Client) -> None:
+    response = http.post("/openrlhf/get_reward", json={"query": [], "labels": []}, headers=AUTH)
     assert response.status_code == 422 and "query is empty" in response.json()["detail"]
 
 

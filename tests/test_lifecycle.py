@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from live_service import ServiceProcess, launch_service
+from waiting import wait_until, wait_until_async
 
 from reward_service.app import begin_drain, create_app
 from reward_service.load import MAX_RETRY_AFTER_S, MIN_RETRY_AFTER_S, LoadMeter
@@ -69,8 +69,7 @@ async def test_long_batch_is_scored_off_the_event_loop(app_client) -> None:
     app.state.ready = True
     items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(64)]
     scoring = asyncio.create_task(client.post("/v1/score", json={"items": items}))
-    while not app.state.load.items_in_flight:
-        await asyncio.sleep(0.001)
+    await wait_until_async(lambda: app.state.load.items_in_flight, 30, "the batch in flight", interval=0.001)
     health = await client.get("/healthz")
     # Scored on the event loop, the batch would finish before /healthz could even be read.
     assert health.status_code == 200 and not scoring.done()
@@ -87,8 +86,7 @@ async def test_full_service_answers_429_with_retry_after_from_the_load(app_clien
         meter.finished(1)
     items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(40)]
     first = asyncio.create_task(client.post("/v1/score", json={"items": items}))
-    while not meter.items_in_flight:
-        await asyncio.sleep(0.001)
+    await wait_until_async(lambda: meter.items_in_flight, 30, "the first batch in flight", interval=0.001)
     refused = await client.post("/v1/score", json={"items": [ITEM]})
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) == meter.retry_after_s() > 1
@@ -122,10 +120,12 @@ def _sigterm_during_request(service: ServiceProcess, items: list[dict]) -> httpx
 
     sender = threading.Thread(target=send)
     sender.start()
-    deadline = time.monotonic() + 30
-    while "unirg_requests_in_flight 1.0" not in httpx.get(f"{service.base_url}/metrics").text:
-        assert time.monotonic() < deadline, "the request never got in flight"
-        time.sleep(0.01)
+    wait_until(
+        lambda: "unirg_requests_in_flight 1.0" in httpx.get(f"{service.base_url}/metrics").text,
+        30,
+        "the score request in flight (unirg_requests_in_flight 1.0 in /metrics)",
+        describe=service.log,
+    )
     service.process.send_signal(signal.SIGTERM)
     assert service.process.wait(timeout=60) == -signal.SIGTERM
     sender.join(timeout=120)

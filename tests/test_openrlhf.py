@@ -1,10 +1,14 @@
-"""OpenRLHF: the service's ``/openrlhf/get_reward`` endpoint and the ``reward_func`` Python-file mode."""
+"""OpenRLHF: the service's ``/openrlhf/get_reward`` endpoint and the ``reward_func`` Python-file mode,
+on the service's app in this process (``reward_func`` reaches it through a loopback relay)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import httpx
 import pytest
 import torch
+from in_process import InProcessService
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
@@ -67,9 +71,15 @@ def openrlhf_batch(tokenizer: PreTrainedTokenizerFast) -> dict[str, list[str]]:
     return {"query": queries, "prompts": prompts, "labels": LABELS}
 
 
-def direct(base_url: str, candidates: list[str], references: list[str]) -> list[dict]:
+@pytest.fixture
+def service(default_app: InProcessService) -> Iterator[httpx.Client]:
+    with default_app.client() as client:
+        yield client
+
+
+def direct(service: httpx.Client, candidates: list[str], references: list[str]) -> list[dict]:
     items = [{"reference": r, "candidate": c} for c, r in zip(candidates, references, strict=True)]
-    response = httpx.post(f"{base_url}/v1/score", json={"items": items}, timeout=60)
+    response = service.post("/v1/score", json={"items": items})
     response.raise_for_status()
     return response.json()["items"]
 
@@ -85,15 +95,15 @@ def test_response_is_cut_from_the_query(tokenizer: PreTrainedTokenizerFast) -> N
     )
 
 
-def test_endpoint_answers_in_openrlhfs_protocol(default_service: str, tokenizer) -> None:
-    response = httpx.post(
-        f"{default_service}/openrlhf/get_reward",
+def test_endpoint_answers_in_openrlhfs_protocol(service: httpx.Client, tokenizer) -> None:
+    response = service.post(
+        "/openrlhf/get_reward",
         params={"profile": "default"},
         json=openrlhf_batch(tokenizer),
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    expected = direct(default_service, RESPONSES, LABELS)
+    expected = direct(service, RESPONSES, LABELS)
     assert body["rewards"] == pytest.approx([item["reward"] for item in expected])
     assert body["scores"] == body["rewards"]
     for key in expected[0]["components"]:
@@ -106,40 +116,43 @@ def test_endpoint_answers_in_openrlhfs_protocol(default_service: str, tokenizer)
     assert all(torch.tensor(values).shape == (4,) for values in body["extra_logs"].values())
 
 
-def test_endpoint_refuses_what_it_cannot_score(default_service: str, tokenizer) -> None:
+def test_endpoint_refuses_what_it_cannot_score(service: httpx.Client, tokenizer) -> None:
     batch = openrlhf_batch(tokenizer)
-    url = f"{default_service}/openrlhf/get_reward"
-    missing = httpx.post(url, json={"query": batch["query"], "prompts": batch["prompts"]})
+    url = "/openrlhf/get_reward"
+    missing = service.post(url, json={"query": batch["query"], "prompts": batch["prompts"]})
     assert missing.status_code == 422 and "--label_key" in missing.json()["detail"]
-    uneven = httpx.post(url, json={**batch, "labels": LABELS[:3]})
+    uneven = service.post(url, json={**batch, "labels": LABELS[:3]})
     assert uneven.status_code == 422 and "one prompt and one label per query" in uneven.json()["detail"]
-    unknown = httpx.post(url, params={"profile": "no-such-profile"}, json=batch)
+    unknown = service.post(url, params={"profile": "no-such-profile"}, json=batch)
     assert unknown.status_code == 404
 
 
-def test_unscored_samples_get_their_group_mean(start_service, tokenizer, monkeypatch) -> None:
-    base_url = start_service(env={"UNIRG_MAX_REPORT_CHARS": "300"})
+def test_unscored_samples_get_their_group_mean(start_app, relay, tokenizer, monkeypatch) -> None:
+    app = start_app(env={"UNIRG_MAX_REPORT_CHARS": "300"})
+    short_reports = app.client()
     batch = openrlhf_batch(tokenizer)
     batch["query"][1] = batch["prompts"][1] + "Findings: " + "Stable chest. " * 30 + "<|im_end|>"
-    body = httpx.post(f"{base_url}/openrlhf/get_reward", json=batch).json()
-    scored = direct(base_url, [RESPONSES[0]], [REFERENCE_A])[0]
+    body = short_reports.post("/openrlhf/get_reward", json=batch).json()
+    scored = direct(short_reports, [RESPONSES[0]], [REFERENCE_A])[0]
     assert body["extra_logs"]["unscored"] == [0.0, 1.0, 0.0, 0.0]
     assert body["rewards"][1] == pytest.approx(scored["reward"])  # zero advantage within its group
 
     batch["query"] = [prompt + "Findings: " + "Stable chest. " * 30 for prompt in batch["prompts"]]
-    nothing = httpx.post(f"{base_url}/openrlhf/get_reward", json=batch)
+    nothing = short_reports.post("/openrlhf/get_reward", json=batch)
     assert nothing.status_code == 503 and "none of the 4 items" in nothing.json()["detail"]
     # The Python-file mode shares the answer's code; in the clients a batch like this is a RewardClientError.
-    monkeypatch.setenv("UNIRG_REWARD_URL", base_url)
+    monkeypatch.setenv("UNIRG_REWARD_URL", relay(app).base_url)
     with pytest.raises(RewardClientError, match="none of the 4 items"):
         reward_func(batch["query"], batch["prompts"], batch["labels"])
 
 
-def test_reward_func_matches_the_endpoint(default_service: str, tokenizer, monkeypatch) -> None:
-    monkeypatch.setenv("UNIRG_REWARD_URL", default_service)
+def test_reward_func_matches_the_endpoint(
+    default_app: InProcessService, service: httpx.Client, relay, tokenizer, monkeypatch
+) -> None:
+    monkeypatch.setenv("UNIRG_REWARD_URL", relay(default_app).base_url)
     batch = openrlhf_batch(tokenizer)
     outputs = reward_func(batch["query"], batch["prompts"], batch["labels"])
-    endpoint = httpx.post(f"{default_service}/openrlhf/get_reward", json=batch).json()
+    endpoint = service.post("/openrlhf/get_reward", json=batch).json()
     assert isinstance(outputs["rewards"], torch.Tensor) and outputs["rewards"].dtype == torch.float32
     assert outputs["rewards"].tolist() == pytest.approx(endpoint["rewards"])
     assert outputs["scores"].tolist() == pytest.approx(endpoint["scores"])

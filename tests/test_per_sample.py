@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import pytest
+from in_process import InProcessService
 from prometheus_client import REGISTRY
 
 from clients import AsyncRewardClient, ClientConfig, FailurePolicy, RewardItem, RewardRequestError
@@ -76,10 +77,10 @@ async def test_merger_splits_groups_at_max_items_and_fails_only_the_group_that_r
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
-    """A real HTTP transport that counts the requests it sends."""
+    """A transport that counts the POST requests it passes on to ``inner``."""
 
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
         self.posts = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -91,10 +92,10 @@ class CountingTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-async def test_client_sends_concurrent_one_sample_calls_as_one_request(default_service: str) -> None:
-    transport = CountingTransport()
+async def test_client_sends_concurrent_one_sample_calls_as_one_request(default_app: InProcessService) -> None:
+    transport = CountingTransport(default_app.async_transport)
     items = [RewardItem(reference=r, candidate=c) for r, c in pairs(16)]
-    async with AsyncRewardClient(default_service, transport=transport) as client:
+    async with AsyncRewardClient(default_app.base_url, transport=transport) as client:
         expected = await client.score_items(items)
         assert transport.posts == 1
         singles = await asyncio.gather(*(client.score_items([item]) for item in items))
@@ -112,11 +113,13 @@ async def test_client_sends_concurrent_one_sample_calls_as_one_request(default_s
     assert [result.items[0].id for result in named] == ["s0", "s1", "s2"]
 
 
-async def test_a_refused_call_does_not_fail_the_calls_merged_with_it(default_service: str) -> None:
+async def test_a_refused_call_does_not_fail_the_calls_merged_with_it(default_app: InProcessService) -> None:
     good = [RewardItem(reference=r, candidate=c) for r, c in pairs(3)]
     bad = RewardItem(reference="Effusion. " * 3000, candidate="Effusion.")  # over UNIRG_MAX_REPORT_CHARS
     config = ClientConfig(failure_policy=FailurePolicy(max_failure_rate=None))
-    async with AsyncRewardClient(default_service, config=config) as client:
+    async with AsyncRewardClient(
+        default_app.base_url, config=config, transport=default_app.async_transport
+    ) as client:
         outcomes = await asyncio.gather(
             client.score_items([good[0]]),
             client.score_items([bad]),
@@ -129,10 +132,10 @@ async def test_a_refused_call_does_not_fail_the_calls_merged_with_it(default_ser
 
 
 async def test_the_service_answers_many_concurrent_one_item_requests_like_one_batch(
-    default_service: str,
+    default_app: InProcessService,
 ) -> None:
     body = {"items": [{"reference": r, "candidate": c} for r, c in pairs(32)]}
-    async with httpx.AsyncClient(base_url=default_service, timeout=60) as http:
+    async with default_app.async_client() as http:
         expected = (await http.post("/v1/score", json=body)).json()
         answers = await asyncio.gather(
             *(

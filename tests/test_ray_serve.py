@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from live_service import free_port
+from waiting import wait_until
 
 pytest.importorskip("ray.serve", reason="the `ray` extra is not installed (pip install -e '.[ray]')")
 
@@ -75,14 +75,14 @@ def test_every_item_is_scored_when_a_replica_dies_mid_stream(ray_service: str) -
                 chunk = CANDIDATES[start : start + 8]
                 results.append(client.score(chunk, [REFERENCE] * len(chunk)))
                 if start == 24:
-                    killed.wait(timeout=30)
+                    assert killed.wait(timeout=30), "the replica was not killed within 30s"
 
     sender = threading.Thread(target=stream)
     sender.start()
     victims = replica_actors()
     assert len(victims) == 2
-    while len(results) < 3:
-        time.sleep(0.01)
+    wait_until(lambda: len(results) >= 3 or not sender.is_alive(), 120, "three chunks scored before the kill")
+    assert len(results) >= 3, "the sender stopped before it scored three chunks"
     ray.kill(ray.get_actor(victims[0], namespace="serve"), no_restart=True)
     killed.set()
     sender.join(timeout=180)

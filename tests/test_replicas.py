@@ -1,12 +1,15 @@
-"""Several service replicas behind one client: spread, failover, and a replica coming back."""
+"""Several service replicas behind one client: spread, failover, and a replica coming back.
+
+End to end: two loopback stand-ins (tests/flaky_server.py) in front of a real ``unirg serve``."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from flaky_server import FlakyServer, flaky_server
+from waiting import wait_until
 
 from clients import AsyncRewardClient, ClientConfig, ReplicaConfig, RetryConfig, RewardClient
 from clients._adapters import shared_client
@@ -19,7 +22,11 @@ CANDIDATES = [f"Findings: Left pleural effusion. Study {i}." for i in range(8)]
 
 @pytest.fixture
 def two_replicas(default_service: str) -> Iterator[tuple[FlakyServer, FlakyServer]]:
-    with flaky_server(default_service) as first, flaky_server(default_service) as second:
+    with (
+        httpx.Client(base_url=default_service) as upstream,
+        flaky_server(upstream) as first,
+        flaky_server(upstream) as second,
+    ):
         yield first, second
 
 
@@ -64,12 +71,13 @@ async def test_a_replica_comes_back_when_it_is_healthy_again(
 ) -> None:
     first, second = two_replicas
     first.default_action = "drop"
-    async with AsyncRewardClient([first.base_url, second.base_url], config=config(cooldown=0.2)) as client:
+    # The cooldown outlasts a scoring on a loaded machine (at 0.2 s the replica was sometimes back already).
+    async with AsyncRewardClient([first.base_url, second.base_url], config=config(cooldown=1.0)) as client:
         assert (await client.score(CANDIDATES[:4], [REFERENCE] * 4)).unscored_count == 0
         dropped = len(first.score_attempts())
         assert dropped == 1 and client.replicas.healthy_count() == 1
         first.default_action = "ok"
-        time.sleep(0.3)
+        wait_until(lambda: client.replicas.healthy_count() == 2, 10, "the dropped replica's cooldown ends")
         assert (await client.score(CANDIDATES, [REFERENCE] * len(CANDIDATES))).unscored_count == 0
         assert client.replicas.healthy_count() == 2
     assert [attempt.action for attempt in first.score_attempts()[dropped:]] == ["ok", "ok"]

@@ -1,4 +1,4 @@
-"""``POST /slime/reward`` against the real service, posted the way slime's ``remote_rm`` posts."""
+"""``POST /slime/reward`` on the service's app in this process, posted the way slime's ``remote_rm`` posts."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import pytest
+from in_process import InProcessService
 
 REFERENCE = "Findings: Small left pleural effusion. Heart size normal. Impression: Small left effusion."
 RESPONSES = [
@@ -26,8 +27,8 @@ async def slime_remote_rm(
     return answer.json()
 
 
-async def test_each_sample_gets_the_reward_of_the_score_route(default_service: str) -> None:
-    async with httpx.AsyncClient(base_url=default_service, timeout=60) as http:
+async def test_each_sample_gets_the_reward_of_the_score_route(default_app: InProcessService) -> None:
+    async with default_app.async_client() as http:
         expected = (
             await http.post(
                 "/v1/score", json={"items": [{"reference": REFERENCE, "candidate": r} for r in RESPONSES]}
@@ -47,8 +48,8 @@ async def test_each_sample_gets_the_reward_of_the_score_route(default_service: s
             assert answer[key] == pytest.approx(component["score"])
 
 
-async def test_bad_samples_get_a_4xx_that_says_what_to_fix(default_service: str) -> None:
-    async with httpx.AsyncClient(base_url=default_service, timeout=60) as http:
+async def test_bad_samples_get_a_4xx_that_says_what_to_fix(default_app: InProcessService) -> None:
+    async with default_app.async_client() as http:
         missing = await http.post("/slime/reward", json={"prompt": "p", "response": RESPONSES[0]})
         unknown = await http.post(
             "/slime/reward?profile=nope", json={"prompt": "p", "response": RESPONSES[0], "label": REFERENCE}
@@ -57,10 +58,10 @@ async def test_bad_samples_get_a_4xx_that_says_what_to_fix(default_service: str)
     assert unknown.status_code == 404 and "default" in unknown.json()["detail"]
 
 
-async def test_an_unscorable_sample_is_refused_or_gets_the_stand_in_asked_for(start_service) -> None:
-    url = start_service(env={"UNIRG_MAX_REPORT_CHARS": "300"})
+async def test_an_unscorable_sample_is_refused_or_gets_the_stand_in_asked_for(start_app) -> None:
+    short_reports = start_app(env={"UNIRG_MAX_REPORT_CHARS": "300"})
     sample = {"prompt": "p", "response": OVERSIZE, "label": REFERENCE}
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+    async with short_reports.async_client() as http:
         refused = await http.post("/slime/reward", json=sample)
         stand_in = await http.post("/slime/reward?unscored_reward=-1", json=sample)
     assert refused.status_code == 422

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,14 @@ import pytest
 import torch
 import yaml
 from accelerate import Accelerator
-from flaky_server import FlakyServer, flaky_server
+from flaky_server import FlakyServer
+from in_process import InProcessService
 from PIL import Image
 from spawned_rewards import rewards_in_spawned_process
 from transformers import TrainerState
 from trl import GRPOTrainer
 from trl.trainer.utils import get_callable_name, shutdown_event_loop_in_daemon, start_event_loop_in_daemon
+from waiting import wait_until
 
 from clients import ClientConfig, FailurePolicy, RetryConfig
 from clients.trl import make_reward_functions
@@ -56,7 +58,7 @@ class TrainerShell:
         self._pending_extra_logs: dict[str, list] = defaultdict(list)
         self._pending_metrics: dict[str, list] = defaultdict(list)
         self.async_loop_thread, self.async_loop, ready = start_event_loop_in_daemon(name="test-async-loop")
-        ready.wait()
+        wait_until(ready.is_set, 30, "TRL's reward event loop thread started")
 
     def rewards(self, prompts: list, completions: list, columns: dict[str, list]) -> torch.Tensor:
         inputs = [
@@ -75,18 +77,19 @@ class TrainerShell:
 
 
 @pytest.fixture
-def proxy(default_service: str) -> Iterator[FlakyServer]:
-    """Counts and records what reaches the service."""
-    with flaky_server(default_service) as server:
-        yield server
+def proxy(default_app: InProcessService, relay) -> FlakyServer:
+    """Counts and records what reaches the service (the app in this process), on a loopback port."""
+    return relay(default_app)
 
 
-def direct(base_url: str, candidates: list[str], references: list[str], profile: str | None = None) -> dict:
+def direct(
+    service: httpx.Client, candidates: list[str], references: list[str], profile: str | None = None
+) -> dict:
     items = [{"reference": r, "candidate": c} for c, r in zip(candidates, references, strict=True)]
     body: dict[str, Any] = {"items": items}
     if profile:
         body["profile"] = profile
-    response = httpx.post(f"{base_url}/v1/score", json=body, timeout=60)
+    response = service.post("/v1/score", json=body)
     response.raise_for_status()
     return response.json()
 
@@ -209,7 +212,7 @@ def test_missing_reference_column_says_what_to_set(proxy: FlakyServer) -> None:
         run(funcs, text_prompts(), COMPLETIONS, {"reference": GROUP_REFERENCES})
 
 
-def test_weights_and_transforms_of_a_custom_profile(tmp_path: Path, start_service) -> None:
+def test_weights_and_transforms_of_a_custom_profile(tmp_path: Path, start_app, relay) -> None:
     profile = tmp_path / "weighted.yaml"
     profile.write_text(
         yaml.safe_dump(
@@ -223,11 +226,12 @@ def test_weights_and_transforms_of_a_custom_profile(tmp_path: Path, start_servic
             }
         )
     )
-    base_url = start_service(profile=str(profile))
+    served = relay(start_app(profile=str(profile)))
+    base_url, service = served.base_url, served.upstream
     funcs = make_reward_functions(base_url, "weighted")
     assert [func.__name__ for func in funcs] == ["rouge_l", "bleu2"]
     rewards, shell = run(funcs, text_prompts(), COMPLETIONS, {"reference": GROUP_REFERENCES})
-    expected = direct(base_url, COMPLETIONS, GROUP_REFERENCES, "weighted")["items"]
+    expected = direct(service, COMPLETIONS, GROUP_REFERENCES, "weighted")["items"]
     # Hand-derived: reward = 0.7 * rouge_l + 0.3 * (1 - bleu2).
     by_hand = [
         0.7 * item["components"]["rouge_l"]["score"] + 0.3 * (1 - item["components"]["bleu2"]["score"])

@@ -1,4 +1,7 @@
-"""The verl adapter (``clients.verl``) against the real service, called the way verl calls it."""
+"""The verl adapter (``clients.verl``) against the service, called the way verl calls it.
+
+The adapter takes a URL: a loopback relay (tests/flaky_server.py) passes its requests to the service's
+app in this process."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from flaky_server import FlakyServer, flaky_server
+from flaky_server import FlakyServer
+from in_process import InProcessService, start_in_process
 
 from clients import RewardClientError
 from clients.verl import compute_score, compute_score_async, compute_score_batch
@@ -32,22 +36,28 @@ GROUND_TRUTHS = [REFERENCE_A, REFERENCE_A, REFERENCE_B, REFERENCE_B]
 OVERSIZE = "Findings: " + "Stable appearance of the chest. " * 12
 
 
-def direct(base_url: str, candidates: list[str], references: list[str]) -> list[dict]:
+def direct(service: httpx.Client, candidates: list[str], references: list[str]) -> list[dict]:
     items = [{"reference": r, "candidate": c} for c, r in zip(candidates, references, strict=True)]
-    response = httpx.post(f"{base_url}/v1/score", json={"items": items}, timeout=60)
+    response = service.post("/v1/score", json={"items": items})
     response.raise_for_status()
     return response.json()["items"]
 
 
 @pytest.fixture
-def proxy(default_service: str) -> Iterator[FlakyServer]:
-    with flaky_server(default_service) as server:
-        yield server
+def proxy(default_app: InProcessService, relay) -> FlakyServer:
+    return relay(default_app)
 
 
-def test_compute_score_returns_reward_and_components(default_service: str) -> None:
-    expected = direct(default_service, SOLUTIONS[:1], GROUND_TRUTHS[:1])[0]
-    result = compute_score("iu_xray", SOLUTIONS[0], GROUND_TRUTHS[0], {"index": 0}, base_url=default_service)
+@pytest.fixture(scope="module")
+def short_reports() -> Iterator[InProcessService]:
+    """A service that takes reports of at most 300 characters, so OVERSIZE gets a null reward."""
+    with start_in_process(env={"UNIRG_MAX_REPORT_CHARS": "300"}) as service:
+        yield service
+
+
+def test_compute_score_returns_reward_and_components(proxy: FlakyServer) -> None:
+    expected = direct(proxy.upstream, SOLUTIONS[:1], GROUND_TRUTHS[:1])[0]
+    result = compute_score("iu_xray", SOLUTIONS[0], GROUND_TRUTHS[0], {"index": 0}, base_url=proxy.base_url)
     assert result["score"] == pytest.approx(expected["reward"])
     for key, component in expected["components"].items():
         assert result[key] == pytest.approx(component["score"])
@@ -97,13 +107,16 @@ def test_batched_variant_as_verls_batch_reward_manager_calls_it(proxy: FlakyServ
     assert all(r["unscored"] == 0.0 for r in results)
 
 
-def test_unscored_items_are_filled_from_their_group_never_zero(start_service) -> None:
-    base_url = start_service(env={"UNIRG_MAX_REPORT_CHARS": "300"})
+def test_unscored_items_are_filled_from_their_group_never_zero(
+    short_reports: InProcessService, relay
+) -> None:
+    served = relay(short_reports)
+    base_url = served.base_url
     solutions = [SOLUTIONS[0], OVERSIZE, SOLUTIONS[2], SOLUTIONS[3]]
     infos = [{"index": i // 2} for i in range(4)]
     results = compute_score_batch(["iu_xray"] * 4, solutions, GROUND_TRUTHS, infos, base_url=base_url)
     scored = direct(
-        base_url, [SOLUTIONS[0], SOLUTIONS[2], SOLUTIONS[3]], [REFERENCE_A, REFERENCE_B, REFERENCE_B]
+        served.upstream, [SOLUTIONS[0], SOLUTIONS[2], SOLUTIONS[3]], [REFERENCE_A, REFERENCE_B, REFERENCE_B]
     )
     # The oversize completion shares its prompt with the first: it gets that one's reward (zero advantage).
     assert [r["unscored"] for r in results] == [0.0, 1.0, 0.0, 0.0]
@@ -161,8 +174,10 @@ async def test_async_compute_score_in_the_reward_loop_shape_sends_one_request(pr
     assert [result["score"] for result in again] == pytest.approx([item["reward"] for item in expected[:2]])
 
 
-async def test_async_compute_score_never_turns_a_missing_reward_into_zero(start_service) -> None:
-    url = start_service(env={"UNIRG_MAX_REPORT_CHARS": "300"})
+async def test_async_compute_score_never_turns_a_missing_reward_into_zero(
+    short_reports: InProcessService, relay
+) -> None:
+    url = relay(short_reports).base_url
     samples = [(OVERSIZE, REFERENCE_A, {}), (SOLUTIONS[0], REFERENCE_A, {})]
     with pytest.raises(RewardClientError, match="unscored_score"):
         await reward_loop_worker(reward_loop_function(compute_score_async, base_url=url), samples)
