@@ -15,18 +15,18 @@ class AdapterSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNIRG_", extra="ignore")
 
     reward_url: str = Field(
-        "http://127.0.0.1:8000",
+        default="http://127.0.0.1:8000",
         description="Base URL of the reward service for the adapters; several replicas comma-separated "
         "(requests go to the least busy, a failing one sits out).",
     )
     reward_profile: str | None = Field(
-        None, description="Profile the adapters ask for; unset means the service's default profile."
+        default=None, description="Profile the adapters ask for; unset means the service's default profile."
     )
     reward_timeout: float = Field(
-        300.0, description="Seconds an adapter waits for the service to become ready on first use."
+        default=300.0, description="Seconds an adapter waits for the service to become ready on first use."
     )
     reward_api_key: SecretStr | None = Field(
-        None,
+        default=None,
         description="API key sent as `Authorization: Bearer` to a service started with UNIRG_API_KEYS; "
         "read by RewardClient, AsyncRewardClient, the TRL reward functions and the verl/OpenRLHF adapters.",
     )

@@ -49,15 +49,23 @@ class ComponentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="Registered scorer name.")
-    key: str | None = Field(None, description="Name of this component in responses; defaults to name.")
-    weight: float = Field(0.0, description="Weight in the reward; 0 computes and reports the component only.")
+    key: str | None = Field(
+        default=None, description="Name of this component in responses; defaults to name."
+    )
+    weight: float = Field(
+        default=0.0, description="Weight in the reward; 0 computes and reports the component only."
+    )
     gate: bool = Field(
-        False,
+        default=False,
         description="Multiply the whole reward by this component's transformed score (clamped to [0, 1]) "
         "instead of adding it; a gate has weight 0.",
     )
-    required: bool = Field(False, description="If this component fails for an item, its reward is null.")
-    transform: str = Field("identity", description=f"Applied to the score first: {', '.join(TRANSFORMS)}.")
+    required: bool = Field(
+        default=False, description="If this component fails for an item, its reward is null."
+    )
+    transform: str = Field(
+        default="identity", description=f"Applied to the score first: {', '.join(TRANSFORMS)}."
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Scorer options.")
 
     @field_validator("name")

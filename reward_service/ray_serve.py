@@ -35,26 +35,30 @@ class RayServeOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     num_replicas: int | None = Field(
-        None, ge=1, description="Fixed number of replicas; leave unset with min/max_replicas to autoscale."
+        default=None,
+        ge=1,
+        description="Fixed number of replicas; leave unset with min/max_replicas to autoscale.",
     )
-    min_replicas: int = Field(1, ge=0, description="Autoscaling: fewest replicas.")
+    min_replicas: int = Field(default=1, ge=0, description="Autoscaling: fewest replicas.")
     max_replicas: int | None = Field(
-        None, ge=1, description="Autoscaling: most replicas; setting it turns autoscaling on."
+        default=None, ge=1, description="Autoscaling: most replicas; setting it turns autoscaling on."
     )
     target_ongoing_requests: float = Field(
-        8.0, gt=0, description="Autoscaling: requests in flight per replica Ray Serve aims for."
+        default=8.0, gt=0, description="Autoscaling: requests in flight per replica Ray Serve aims for."
     )
     max_ongoing_requests: int = Field(
-        256,
+        default=256,
         ge=1,
         description="Requests one replica takes at once (UNIRG_MAX_CONCURRENT_REQUESTS applies too).",
     )
-    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per replica.")
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per replica.")
     num_gpus: float = Field(
-        0.0, ge=0, description="GPUs per replica; a fraction (0.25) packs model-scorer replicas on one GPU."
+        default=0.0,
+        ge=0,
+        description="GPUs per replica; a fraction (0.25) packs model-scorer replicas on one GPU.",
     )
-    name: str = Field("unirg", description="Name of the Ray Serve application and deployment.")
-    route_prefix: str = Field("/", description="Where the proxy mounts the service.")
+    name: str = Field(default="unirg", description="Name of the Ray Serve application and deployment.")
+    route_prefix: str = Field(default="/", description="Where the proxy mounts the service.")
 
     @model_validator(mode="after")
     def _one_scaling_mode(self) -> RayServeOptions:

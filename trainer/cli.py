@@ -69,7 +69,7 @@ def _show_options() -> None:
     for column in ("option", "default", "meaning"):
         table.add_column(column, overflow="fold")
     for f in fields(UniRGArguments):
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default_factory() if f.default is MISSING and callable(f.default_factory) else f.default
         table.add_row(f.name, repr(default), f.metadata.get("help", ""))
     console.print(table)
 

@@ -27,8 +27,12 @@ class OpenRLHFRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     query: list[str] = Field(description="Prompt + response per sample, as OpenRLHF decoded it.")
-    prompts: list[str] | None = Field(None, description="The prompt of each sample, used to cut it off.")
-    labels: list[str] | None = Field(None, description="Reference report per sample (OpenRLHF --label_key).")
+    prompts: list[str] | None = Field(
+        default=None, description="The prompt of each sample, used to cut it off."
+    )
+    labels: list[str] | None = Field(
+        default=None, description="Reference report per sample (OpenRLHF --label_key)."
+    )
 
 
 class OpenRLHFResponse(BaseModel):

@@ -10,10 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 class ScoreRequestItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, description="Caller's id, echoed back; defaults to the item's index.")
+    id: str | None = Field(
+        default=None, description="Caller's id, echoed back; defaults to the item's index."
+    )
     reference: str = Field(description="Ground-truth report.")
     candidate: str = Field(description="Generated report to score.")
-    prior_report: str | None = Field(None, description="Prior study's report, for longitudinal scoring.")
+    prior_report: str | None = Field(
+        default=None, description="Prior study's report, for longitudinal scoring."
+    )
     context: dict[str, str] = Field(
         default_factory=dict, description="Free-text context such as `indication` and `comparison`."
     )
@@ -22,15 +26,17 @@ class ScoreRequestItem(BaseModel):
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    profile: str | None = Field(None, description="Profile name; the service's default profile when absent.")
+    profile: str | None = Field(
+        default=None, description="Profile name; the service's default profile when absent."
+    )
     items: list[ScoreRequestItem] = Field(min_length=1, description="Report pairs to score.")
-    return_details: bool = Field(True, description="Include each component's details.")
+    return_details: bool = Field(default=True, description="Include each component's details.")
 
 
 class ComponentScore(BaseModel):
     score: float | None
     weight: float
-    contribution: float | None = Field(None, description="What this component added to the reward.")
+    contribution: float | None = Field(default=None, description="What this component added to the reward.")
     details: dict[str, Any] | None = None
     error: str | None = None
 
@@ -39,7 +45,7 @@ class ScoredItem(BaseModel):
     id: str
     reward: float | None = Field(description="Composite reward; null when a required component failed.")
     gate: float | None = Field(
-        None,
+        default=None,
         description="Product of the profile's gate components (1 without gates); the reward includes it.",
     )
     components: dict[str, ComponentScore]

@@ -27,7 +27,7 @@ class SlimeRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     prompt: Any = Field(
-        None, description="The prompt (text or chat messages); not read, images stay with slime."
+        default=None, description="The prompt (text or chat messages); not read, images stay with slime."
     )
     response: str = Field(description="The generated report.")
     label: str = Field(description="The reference report (slime --label-key).")
@@ -73,16 +73,16 @@ async def slime_reward(
         load,
     )
     item = scored.items[0]
-    if item.reward is None and unscored_reward is None:
+    reward = unscored_reward if item.reward is None else item.reward
+    if reward is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"this sample could not be scored ({'; '.join(item.errors)}); add unscored_reward=<value> to "
             "--rm-url to give such samples a stand-in reward",
         )
-    reward = unscored_reward if item.reward is None else item.reward
     components = {key: component.score for key, component in item.components.items()}
     return {
-        "reward": float(reward),  # type: ignore[arg-type]
+        "reward": float(reward),
         **{key: score for key, score in components.items() if score is not None},
         "unscored": 1.0 if item.reward is None else 0.0,
     }

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
@@ -61,12 +61,17 @@ class ScorerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Scorer(ABC):
-    """Base class of every metric.
+OptionsT = TypeVar("OptionsT", bound=ScorerOptions)
 
-    Subclasses set ``kind`` and ``description``, may declare an ``Options`` model (validated when a
-    profile is loaded) and ``requires`` (keys of other components in the same profile whose results
-    this one reads, e.g. RadCliQ reads BERTScore, SembScore, RadGraph and BLEU-2).
+
+class Scorer(ABC, Generic[OptionsT]):
+    """Base class of every metric, generic over its options model: ``class X(Scorer[XOptions])``.
+
+    Subclasses set ``kind`` and ``description``, name their options model as the type argument (validated
+    when a profile is loaded, then ``self.options``; ``ScorerOptions`` for a scorer without options) and
+    may set ``requires`` (keys of other components in the same profile whose results this one reads, e.g.
+    RadCliQ reads BERTScore, SembScore, RadGraph and BLEU-2). ``Options`` is that model as a class
+    attribute, for code that holds only the class (the engine validates a profile's options with it).
     """
 
     kind: ClassVar[ScorerKind]
@@ -74,9 +79,22 @@ class Scorer(ABC):
     Options: ClassVar[type[ScorerOptions]] = ScorerOptions
     requires: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, name: str, options: ScorerOptions, settings: Settings) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = _options_argument(cls)
+        if declared is None:
+            return
+        if "Options" not in cls.__dict__:
+            cls.Options = declared
+        elif not issubclass(cls.Options, declared):
+            raise TypeError(
+                f"{cls.__name__}.Options is {cls.Options.__name__}, not the {declared.__name__} "
+                "its type argument names"
+            )
+
+    def __init__(self, name: str, options: OptionsT, settings: Settings) -> None:
         self.name = name
-        self.options = options
+        self.options: OptionsT = options
         self.settings = settings
 
     async def load(self) -> None:
@@ -100,12 +118,26 @@ class Scorer(ABC):
         """Score every item; ``upstream`` maps each key in ``requires`` to that component's results."""
 
 
+def _options_argument(cls: type) -> type[ScorerOptions] | None:
+    """The options model that ``cls`` names in its bases (``Scorer[XOptions]``, ``RuleScorer[XOptions]``)."""
+    # From the class's own namespace: a subclass that names no type argument inherits ``Options``.
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Scorer):
+            models = [
+                arg for arg in get_args(base) if isinstance(arg, type) and issubclass(arg, ScorerOptions)
+            ]
+            if len(models) == 1:
+                return models[0]
+    return None
+
+
 #: One thread for every rule scorer's large batches: pure-Python work holds the GIL, so more threads would
 #: add no throughput, only more threads for the event loop to wait behind before it can answer anything.
 _RULE_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unirg-rules")
 
 
-class RuleScorer(Scorer):
+class RuleScorer(Scorer[OptionsT]):
     """A deterministic, CPU-cheap scorer that scores one item at a time.
 
     Small batches are scored on the event loop (a thread hop would cost more than the work); larger ones

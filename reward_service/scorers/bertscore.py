@@ -146,7 +146,7 @@ def _embed(
     ]
 
 
-class BertScoreScorer(SharedModelScorer):
+class BertScoreScorer(SharedModelScorer[BertScoreOptions]):
     description = (
         "BERTScore F1 (bert-score package): greedy cosine matching of contextual token embeddings, "
         "no IDF, optional baseline rescaling."

@@ -111,7 +111,7 @@ async def _load(checkpoint_spec: str, encoder_spec: str, settings: Settings) -> 
     return key, await MODELS.acquire(key, load)
 
 
-class _CheXbertScorer(SharedModelScorer):
+class _CheXbertScorer(SharedModelScorer[CheXbertOptions]):
     Options: ClassVar[type[ScorerOptions]] = CheXbertOptions
 
     async def acquire(self) -> tuple[str, LoadedCheXbert]:

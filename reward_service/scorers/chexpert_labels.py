@@ -26,24 +26,24 @@ from reward_service.text.chexpert import (
 
 class CheXpertLabelsOptions(ScorerOptions):
     metric: Literal["micro_f1_14", "micro_f1_top5", "accuracy"] = Field(
-        "micro_f1_14",
+        default="micro_f1_14",
         description="The score: micro-F1 over the 14 observations, over the top 5, or label accuracy over 14.",
     )
     mapping: Literal["rrg", "positive_only"] = Field(
-        "rrg", description="rrg: positive and uncertain count as present; positive_only: uncertain is absent."
+        default="rrg",
+        description="rrg: positive and uncertain count as present; positive_only: uncertain is absent.",
     )
 
 
-class CheXpertLabelsScorer(RuleScorer):
+class CheXpertLabelsScorer(RuleScorer[CheXpertLabelsOptions]):
     description = (
         "Rule-based CheXpert labeler (14 observations, negation and uncertainty rules): label micro-F1 "
         "over 14 (or top 5) or label accuracy between reference and candidate."
     )
-    Options = CheXpertLabelsOptions
     reads_report_rules = True
 
     def score_one(self, item: ScoreItem) -> ScoreResult:
-        options: CheXpertLabelsOptions = self.options  # type: ignore[assignment]
+        options = self.options
         reference_labels = chexpert_labels(item.reference)
         candidate_labels = chexpert_labels(item.candidate)
         uncertain_present = options.mapping == "rrg"

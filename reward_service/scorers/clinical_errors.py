@@ -21,20 +21,21 @@ from reward_service.text.findings import FINDINGS
 
 class ClinicalErrorsOptions(ScorerOptions):
     min_weight: float = Field(
-        0.5,
+        default=0.5,
         ge=0,
         description="Errors costing at least this are clinically significant; lighter ones (a missed "
         "granuloma, 0.25; a less specific location) are minor.",
     )
     minor_error_share: float = Field(
-        0.2,
+        default=0.2,
         ge=0,
         le=1,
         description="Share of their cost that minor (insignificant) errors take off the score: "
         "0 ignores them, 1 counts them like significant ones.",
     )
     use_prior_report: bool = Field(
-        True, description="Check the candidate's change claims against the item's prior_report, when given."
+        default=True,
+        description="Check the candidate's change claims against the item's prior_report, when given.",
     )
     weights: dict[str, float] = Field(
         default_factory=dict,
@@ -52,17 +53,16 @@ class ClinicalErrorsOptions(ScorerOptions):
         return weights
 
 
-class ClinicalErrorsScorer(RuleScorer):
+class ClinicalErrorsScorer(RuleScorer[ClinicalErrorsOptions]):
     description = (
         "Rule-based clinical errors (CheXprompt categories: false/missed finding, wrong location, "
         "severity, size or certainty, false/omitted comparison) graded by clinical significance; "
         "1/(1 + weighted errors)."
     )
-    Options = ClinicalErrorsOptions
     reads_report_rules = True
 
     def score_one(self, item: ScoreItem) -> ScoreResult:
-        options: ClinicalErrorsOptions = self.options  # type: ignore[assignment]
+        options = self.options
         errors = compare_reports(
             item.reference,
             item.candidate,

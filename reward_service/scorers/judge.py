@@ -37,15 +37,16 @@ from reward_service.scorers.base import (
 
 class JudgeOptions(ScorerOptions):
     style: Literal["chexprompt", "green"] = Field(
-        "chexprompt", description="Prompt and answer format: CheXprompt JSON counts or GREEN sections."
+        default="chexprompt",
+        description="Prompt and answer format: CheXprompt JSON counts or GREEN sections.",
     )
     score: Literal["significant", "all", "green"] | None = Field(
-        None,
+        default=None,
         description="significant: 1/(1+significant errors); all: 1/(1+all errors); green: GREEN. "
         "Default: significant for chexprompt, green for green.",
     )
     injection_penalty: float = Field(
-        0.0,
+        default=0.0,
         ge=0.0,
         le=1.0,
         description="Subtracted from the score (floored at 0) when the candidate holds instruction-like text.",
@@ -65,15 +66,12 @@ class JudgeOptions(ScorerOptions):
         return self
 
 
-class JudgeScorer(Scorer):
+class JudgeScorer(Scorer[JudgeOptions]):
     kind = ScorerKind.JUDGE
     description = (
         "LLM judge counting clinical errors (CheXprompt categories A-F, significant/insignificant, or GREEN); "
         "score 1/(1+errors) or GREEN."
     )
-    Options = JudgeOptions
-
-    options: JudgeOptions
     _judge: Judge | None = None
 
     async def load(self) -> None:

@@ -8,7 +8,14 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from reward_service.scorers.base import ScoreItem, Scorer, ScoreResult, ScorerKind, describe_exception
+from reward_service.scorers.base import (
+    OptionsT,
+    ScoreItem,
+    Scorer,
+    ScoreResult,
+    ScorerKind,
+    describe_exception,
+)
 
 if TYPE_CHECKING:
     from reward_service.batching import PairEncoder
@@ -25,7 +32,7 @@ class LoadedModel(Protocol):
     async def close(self) -> None: ...
 
 
-class SharedModelScorer(Scorer):
+class SharedModelScorer(Scorer[OptionsT]):
     """A scorer whose model is acquired from, and released to, ``reward_service.models.registry.MODELS``."""
 
     kind = ScorerKind.MODEL

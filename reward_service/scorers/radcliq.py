@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from reward_service.scorers.base import ScoreItem, Scorer, ScoreResult, ScorerKind
+from reward_service.scorers.base import ScoreItem, Scorer, ScoreResult, ScorerKind, ScorerOptions
 
 FEATURES = ("radgraph", "bertscore", "semb", "bleu2")
 MU = (0.53792312, 0.61757256, 0.76479421, 0.44738335)
@@ -41,7 +41,7 @@ def radcliq_v1(radgraph: float, bertscore: float, semb: float, bleu2: float) -> 
     return sum(w * (x - m) / s for x, m, s, w in zip(features, MU, SIGMA, WEIGHTS, strict=True)) + BIAS
 
 
-class RadCliQScorer(Scorer):
+class RadCliQScorer(Scorer[ScorerOptions]):
     kind = ScorerKind.MODEL
     description = (
         "RadCliQ-v1 from the radgraph, bertscore, semb and bleu2 components; score = -RadCliQ "
@@ -54,12 +54,12 @@ class RadCliQScorer(Scorer):
     ) -> list[ScoreResult]:
         results = []
         for index in range(len(items)):
-            features = {name: upstream[name][index] for name in FEATURES}
-            failed = [name for name, result in features.items() if result.score is None]
-            if failed:
-                results.append(ScoreResult.failed(f"feature(s) missing: {', '.join(failed)}"))
+            features = {name: upstream[name][index].score for name in FEATURES}
+            values = {name: score for name, score in features.items() if score is not None}
+            if len(values) < len(features):
+                missing = [name for name in FEATURES if name not in values]
+                results.append(ScoreResult.failed(f"feature(s) missing: {', '.join(missing)}"))
                 continue
-            values = {name: float(result.score) for name, result in features.items()}  # type: ignore[arg-type]
             raw = radcliq_v1(**values)
             details = {"radcliq": raw, "inverse": 1.0 / raw if raw else None, "features": values}
             results.append(ScoreResult(-raw, details=details))

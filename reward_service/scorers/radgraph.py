@@ -224,7 +224,7 @@ def _resolve_encoder(encoder: str, model_type: str, settings: Settings) -> Path 
         return None
 
 
-class RadGraphScorer(SharedModelScorer):
+class RadGraphScorer(SharedModelScorer[RadGraphOptions]):
     description = (
         "RadGraph F1: entities and relations of both reports by a RadGraph model; reward level simple, "
         "partial, complete or rexrank (mean of entity and relation F1)."

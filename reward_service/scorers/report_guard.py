@@ -189,7 +189,7 @@ def _finding_statuses(text: str) -> dict[str, int]:
     return statuses
 
 
-class ReportGuardScorer(RuleScorer):
+class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
     description = (
         "0 for text that is not an English chest X-ray report (empty, gibberish, placeholder, another "
         "language, an echoed prompt or indication); otherwise 1 lowered for repeated sentences, looping, "

@@ -7,7 +7,7 @@ reference package's quadratic table, so a pair takes microseconds.
 
 from __future__ import annotations
 
-from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult
+from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult, ScorerOptions
 from reward_service.text.tokens import rouge_tokens
 
 
@@ -39,7 +39,7 @@ def rouge_l(reference: str, candidate: str) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
-class RougeLScorer(RuleScorer):
+class RougeLScorer(RuleScorer[ScorerOptions]):
     description = "ROUGE-L F1 (equal to the rouge-score package without stemming)."
 
     def score_one(self, item: ScoreItem) -> ScoreResult:

@@ -91,7 +91,7 @@ class Example(_Strict):
     text: str
     finding: str | None = None
     status: Literal["positive", "negative", "uncertain"] | None = None
-    absent: str | None = Field(None, description="A finding that must not be reported present.")
+    absent: str | None = Field(default=None, description="A finding that must not be reported present.")
     side: list[Literal["left", "right"]] | None = None
     zone: list[Literal["upper", "middle", "lower"]] | None = None
     severity: list[str] | None = None
