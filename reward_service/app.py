@@ -170,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Clinically grounded composite rewards for radiology report generation.",
         lifespan=_lifespan,
     )
-    app.openapi = _openapi_with_limits(app, settings, keys)  # type: ignore[method-assign]
+    app.openapi = _openapi_with_limits(app, settings, keys)
     app.state.settings = settings
     app.state.engine = RewardEngine(settings)
     app.state.request_gate = asyncio.Semaphore(settings.max_concurrent_requests)

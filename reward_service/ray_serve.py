@@ -135,5 +135,5 @@ class _ReplicaTagged:
 def build(args: dict[str, Any] | None = None, **options: Any) -> Application:
     """The Ray Serve application; ``serve run reward_service.ray_serve:build key=value ...``."""
     parsed = RayServeOptions.model_validate({**(args or {}), **options})
-    deployment = serve.deployment(RewardServiceReplica).options(**parsed.deployment_options())
+    deployment = serve.deployment(**parsed.deployment_options())(RewardServiceReplica)
     return deployment.bind()

@@ -227,6 +227,7 @@ def load_config(
     :class:`ConfigError` naming them.
     """
     from transformers import HfArgumentParser
+    from transformers.hf_argparser import DataClassType
 
     raw = dict(source) if isinstance(source, dict) else read_config_file(source)
     raw.update(overrides or {})
@@ -253,7 +254,9 @@ def load_config(
             except ValueError:
                 raise ConfigError(f"{f.name}: {raw[f.name]!r} is not a number") from None
     try:
-        ours, trl_args = HfArgumentParser((UniRGArguments, trl_class)).parse_dict(raw)
+        ours, trl_args = HfArgumentParser(
+            (UniRGArguments, DataClassType(trl_class))
+        )  # transformers' name for a dataclass type.parse_dict(raw)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:

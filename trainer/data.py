@@ -223,7 +223,7 @@ def build_dataset(studies: list[Study], args: UniRGArguments) -> Dataset:
     For a VLM the ``images`` column holds image files that ``datasets`` decodes lazily (prior images first,
     then up to ``max_images`` current ones); a missing file fails here, before any model is loaded.
     """
-    from datasets import Dataset, Image, Sequence
+    from datasets import Dataset, Image, List
 
     vlm = args.model_kind == "vlm"
     rows: dict[str, list[Any]] = {
@@ -261,4 +261,4 @@ def build_dataset(studies: list[Study], args: UniRGArguments) -> Dataset:
         if vlm:
             rows["images"].append([str(p) for p in (*prior_images, *images)])
     dataset = Dataset.from_dict(rows)
-    return dataset.cast_column("images", Sequence(Image())) if vlm else dataset
+    return dataset.cast_column("images", List(Image())) if vlm else dataset

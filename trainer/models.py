@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
@@ -27,8 +27,9 @@ def processor_attributes(processor_class: type[ProcessorMixin]) -> list[str]:
     transformers 4 lists them in the class's ``attributes``; transformers 5 reads them from the
     ``__init__`` signature (``get_attributes``).
     """
-    if hasattr(processor_class, "get_attributes"):
-        return list(processor_class.get_attributes())
+    get_attributes = getattr(processor_class, "get_attributes", None)
+    if get_attributes is not None:
+        return list(get_attributes())
     return list(processor_class.attributes)
 
 
@@ -156,4 +157,5 @@ def load_model(model_id: str, kind: str, *, init_kwargs: dict[str, Any] | None =
             f"{path / 'merged'} (written by `unirg train` when LoRA is on) or merge the adapter yourself."
         )
     auto_class = AutoModelForImageTextToText if kind == "vlm" else AutoModelForCausalLM
-    return create_model_from_path(model_id, architecture=auto_class, **(init_kwargs or {}))
+    # cast: trl annotates ``architecture`` as an instance of _BaseAutoModelClass; it takes the class.
+    return create_model_from_path(model_id, architecture=cast(Any, auto_class), **(init_kwargs or {}))

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 from trainer.config import UniRGArguments
 
 if TYPE_CHECKING:
-    from transformers import ProcessorMixin, Trainer, TrainerCallback, TrainingArguments
+    from transformers import (
+        PreTrainedTokenizerBase,
+        ProcessorMixin,
+        Trainer,
+        TrainerCallback,
+        TrainerControl,
+        TrainerState,
+        TrainingArguments,
+    )
+    from trl import GRPOConfig
 
     from clients.trl import RewardFunctions
 
@@ -32,14 +41,23 @@ def _metrics_callback() -> TrainerCallback:
     class MetricsJsonl(TrainerCallback):
         """Appends every logged metrics dict (rewards, KL, loss, ...) to output_dir/metrics.jsonl."""
 
-        def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        def on_train_begin(
+            self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+        ) -> None:
             # A fresh run into an old output_dir starts a fresh log; a resumed run keeps appending.
             if state.is_world_process_zero and state.global_step == 0:
-                (Path(args.output_dir) / METRICS_LOG).unlink(missing_ok=True)
+                (_output_dir(args) / METRICS_LOG).unlink(missing_ok=True)
 
-        def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+        def on_log(
+            self,
+            args: TrainingArguments,
+            state: TrainerState,
+            control: TrainerControl,
+            logs: dict[str, Any] | None = None,
+            **kwargs: Any,
+        ) -> None:
             if state.is_world_process_zero and logs:
-                path = Path(args.output_dir) / METRICS_LOG
+                path = _output_dir(args) / METRICS_LOG
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("a", encoding="utf-8") as out:
                     out.write(json.dumps({"step": state.global_step, **logs}) + "\n")
@@ -47,7 +65,15 @@ def _metrics_callback() -> TrainerCallback:
     return MetricsJsonl()
 
 
-def _limit_image_pixels(processor: ProcessorMixin, image_size: int) -> None:
+def _output_dir(args: TrainingArguments) -> Path:
+    """``args.output_dir``: optional when the arguments are built, always set once they are (transformers
+    fills in a default and :func:`trainer.config.load_config` names one per stage)."""
+    if args.output_dir is None:
+        raise ValueError("the training arguments name no output_dir")
+    return Path(args.output_dir)
+
+
+def _limit_image_pixels(processor: PreTrainedTokenizerBase | ProcessorMixin, image_size: int) -> None:
     """Cap the pixels the image processor keeps at ``image_size**2`` (Qwen-VL processors resize to fit)."""
     image_processor = getattr(processor, "image_processor", None)
     if image_processor is None:
@@ -69,7 +95,7 @@ def _limit_image_pixels(processor: ProcessorMixin, image_size: int) -> None:
         )
 
 
-def _suppress_vision_tokens(trl_args: TrainingArguments, model_config: Any) -> None:
+def _suppress_vision_tokens(trl_args: GRPOConfig, model_config: Any) -> None:
     """Keep transformers generation from sampling any vision placeholder token.
 
     TRL suppresses the image token only; a sampled ``<|vision_start|>`` (or video / vision-end token) makes
@@ -104,8 +130,8 @@ def _reward_record(
     }
 
 
-def _write_reward_record(output_dir: str, record: dict[str, Any]) -> Path:
-    path = Path(output_dir) / REWARD_RECORD
+def _write_reward_record(directory: Path, record: dict[str, Any]) -> Path:
+    path = directory / REWARD_RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return path
@@ -123,6 +149,8 @@ def build_trainer(
     ``output_dir/unirg_reward.json`` (profile name, hash, service URL, components), so a misconfigured
     service fails the run before any model is loaded.
     """
+    from trl import GRPOConfig
+
     from trainer.data import build_dataset, load_studies
     from trainer.models import load_model, load_processing_class
 
@@ -150,22 +178,25 @@ def build_trainer(
         )
         record = _reward_record(ours, trl_args, reward_funcs)
         if trl_args.process_index == 0:
-            _write_reward_record(trl_args.output_dir, record)
+            _write_reward_record(_output_dir(trl_args), record)
         logger.info(
             "reward: profile %s (hash %s) from %s; functions %s; recorded in %s",
             record["profile"],
             record["profile_hash"],
             ours.service_url,
             ", ".join(record["reward_functions"]),
-            Path(trl_args.output_dir) / REWARD_RECORD,
+            _output_dir(trl_args) / REWARD_RECORD,
         )
 
     processing_class = load_processing_class(ours.model, ours.model_kind)
     if ours.model_kind == "vlm":
         _limit_image_pixels(processing_class, ours.image_size)
-    init_kwargs = trl_args.model_init_kwargs if isinstance(trl_args.model_init_kwargs, dict) else None
-    model = load_model(ours.model, ours.model_kind, init_kwargs=init_kwargs)
-    if ours.model_kind == "vlm" and ours.stage == "grpo" and not trl_args.use_vllm:
+    # SFTConfig and GRPOConfig both have model_init_kwargs; TrainingArguments, their base, does not.
+    init_kwargs = getattr(trl_args, "model_init_kwargs", None)
+    model = load_model(
+        ours.model, ours.model_kind, init_kwargs=init_kwargs if isinstance(init_kwargs, dict) else None
+    )
+    if ours.model_kind == "vlm" and isinstance(trl_args, GRPOConfig) and not trl_args.use_vllm:
         _suppress_vision_tokens(trl_args, model.config)
     peft_config = None
     if ours.lora:
@@ -201,21 +232,22 @@ def build_trainer(
 def save_outputs(trainer: Trainer, ours: UniRGArguments) -> Path:
     """Save the final model and processor to output_dir (and output_dir/merged after LoRA); returns the
     directory the next stage should start from."""
-    output_dir = Path(trainer.args.output_dir)
-    trainer.save_model(str(output_dir))
-    next_model = output_dir
+    directory = _output_dir(trainer.args)
+    trainer.save_model(str(directory))
+    next_model = directory
     if ours.lora and ours.merge_lora and trainer.is_world_process_zero():
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-        next_model = output_dir / "merged"
+        next_model = directory / "merged"
         merged.save_pretrained(next_model)
-        trainer.processing_class.save_pretrained(next_model)
+        if trainer.processing_class is not None:
+            trainer.processing_class.save_pretrained(next_model)
     from clients.trl import RewardFunctions
 
     # GRPOTrainer keeps the list it was given, so the functions' profile hash is reachable from it.
     reward_funcs = getattr(trainer, "reward_funcs", None)
     if isinstance(reward_funcs, RewardFunctions) and trainer.is_world_process_zero():
         # The service reports the hash with every batch; keep the last one it answered with.
-        record_path = output_dir / REWARD_RECORD
+        record_path = directory / REWARD_RECORD
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if reward_funcs.profile_hash != record["profile_hash"]:
             logger.warning(
@@ -224,7 +256,7 @@ def save_outputs(trainer: Trainer, ours: UniRGArguments) -> Path:
                 reward_funcs.profile_hash,
             )
         record["profile_hash_at_end"] = reward_funcs.profile_hash
-        _write_reward_record(str(output_dir), record)
+        _write_reward_record(directory, record)
     return next_model
 
 

@@ -40,7 +40,9 @@ class Examples(BaseModel):
 @lru_cache(maxsize=1)
 def playground_examples() -> Examples:
     """Every shipped study as an example: the report itself and each variant that applies to it."""
-    sample = json.loads(resources.files(__package__).joinpath(SAMPLE_FILE).read_text(encoding="utf-8"))
+    sample = json.loads(
+        resources.files("reward_service.playground").joinpath(SAMPLE_FILE).read_text(encoding="utf-8")
+    )
     examples = []
     for study_id, study in sample["studies"].items():
         report = study["report"]

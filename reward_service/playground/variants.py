@@ -48,11 +48,11 @@ class Variant:
 class _Sentence:
     header: str  # "Findings: " or "", kept in place when the sentence is rewritten or dropped
     body: str
-    mentions: tuple[Mention, ...]
+    mentions: tuple[tuple[str, Mention], ...]  # (finding, mention): only mentions that name a finding
 
     @property
     def stated(self) -> set[str]:
-        return {m.concept.finding for m in self.mentions if m.present}  # type: ignore[misc]
+        return {finding for finding, m in self.mentions if m.present}
 
 
 def _sentences(report: str) -> list[_Sentence]:
@@ -61,7 +61,9 @@ def _sentences(report: str) -> list[_Sentence]:
         header = _SECTION_HEADER.match(sentence)
         cut = header.end() if header else 0
         body = sentence[cut:]
-        mentions = tuple(m for m in extract_findings(body).mentions if m.concept.finding is not None)
+        mentions = tuple(
+            (m.concept.finding, m) for m in extract_findings(body).mentions if m.concept.finding is not None
+        )
         sentences.append(_Sentence(sentence[:cut], body, mentions))
     return sentences
 
@@ -115,9 +117,13 @@ def negation_flip(report: str) -> Variant | None:
     # ("No pneumothorax."), then lists ("No effusion or pneumothorax."), the most significant first.
     targets = []
     for index, sentence in enumerate(sentences):
-        findings = {m.concept.finding for m in sentence.mentions}
-        if findings and not findings & stated.keys() and all(m.status == NEGATIVE for m in sentence.mentions):
-            weight = max(FINDINGS[f].weight for f in findings)  # type: ignore[index]
+        findings = {finding for finding, _ in sentence.mentions}
+        if (
+            findings
+            and not findings & stated.keys()
+            and all(m.status == NEGATIVE for _, m in sentence.mentions)
+        ):
+            weight = max(FINDINGS[f].weight for f in findings)
             targets.append((len(findings), -weight, index, findings))
     for _, _, index, _ in sorted(targets):
         body = sentences[index].body
@@ -137,10 +143,9 @@ def side_swap(report: str) -> Variant | None:
     sentences = _sentences(report)
     sides: dict[str, frozenset[str]] = {}
     for sentence in sentences:
-        for mention in sentence.mentions:
+        for finding, mention in sentence.mentions:
             if mention.present:
-                finding = mention.concept.finding
-                sides[finding] = sides.get(finding, frozenset()) | mention.laterality  # type: ignore[index]
+                sides[finding] = sides.get(finding, frozenset()) | mention.laterality
     # A finding seen on both sides stays on both sides after any swap.
     one_sided = sorted(
         (f for f, found in sides.items() if len(found) == 1), key=lambda f: -FINDINGS[f].weight

@@ -67,19 +67,20 @@ def bars(
         )
     for index, system in enumerate(systems):
         interval = values.get(system)
-        if not interval or interval.get("value") is None:
+        value = interval.get("value") if interval else None
+        if not interval or value is None:
             continue
         x = left + index * slot + slot * 0.2
         bar_w = slot * 0.6
-        value = interval["value"]
         y0, y1 = y(max(0.0, low_edge)), y(value)
         parts.append(
             f'<rect x="{x:.1f}" y="{min(y0, y1):.1f}" width="{bar_w:.1f}" height="{abs(y0 - y1):.1f}" fill="{colour(index)}" opacity="0.85">'
             f"<title>{escape(system)}: {_fmt(value)} [{_fmt(interval.get('low'))}, {_fmt(interval.get('high'))}]</title></rect>"
         )
-        if interval.get("low") is not None and interval.get("high") is not None:
+        low, high = interval.get("low"), interval.get("high")
+        if low is not None and high is not None:
             cx = x + bar_w / 2
-            ylo, yhi = y(interval["low"]), y(interval["high"])
+            ylo, yhi = y(low), y(high)
             parts.append(
                 f'<path d="M{cx:.1f} {ylo:.1f}V{yhi:.1f}M{cx - 5:.1f} {ylo:.1f}h10M{cx - 5:.1f} {yhi:.1f}h10" stroke="#222" stroke-width="1.2"/>'
             )

@@ -228,7 +228,7 @@ def _disease_metrics(source: str) -> list[Metric]:
 def _micro(source: str, observations: Sequence[str]) -> StatisticFn:
     def statistic(sums: Mapping[str, np.ndarray]) -> np.ndarray:
         tp, fp, fn = (
-            sum(sums[disease_column(source, name, count)] for name in observations)
+            np.sum([sums[disease_column(source, name, count)] for name in observations], axis=0)
             for count in ("tp", "fp", "fn")
         )
         return _f1(tp, fp, fn)
@@ -242,7 +242,7 @@ def _macro(source: str, observations: Sequence[str]) -> StatisticFn:
             _f1(*(sums[disease_column(source, name, count)] for count in ("tp", "fp", "fn")))
             for name in observations
         ]
-        return sum(scores) / len(scores)
+        return np.sum(scores, axis=0) / len(scores)
 
     return statistic
 

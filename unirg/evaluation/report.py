@@ -199,7 +199,7 @@ def _breakdowns(summary: Mapping[str, Any], dataset: Mapping[str, Any]) -> str:
 
 def _distributions(summary: Mapping[str, Any], dataset: Mapping[str, Any]) -> str:
     systems = summary["systems"]
-    keys = list(dict.fromkeys(key for s in systems for key in dataset["systems"][s]["histograms"]))
+    keys: list[str] = list(dict.fromkeys(key for s in systems for key in dataset["systems"][s]["histograms"]))
     labels = {m["key"]: f"{m['section'].removeprefix('profile ')}: {m['label']}" for m in summary["metrics"]}
     out = [
         charts.histogram(

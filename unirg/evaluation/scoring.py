@@ -200,7 +200,7 @@ async def score_pairs(
         for reference, candidate in unique
     ]
     cached = cache.get_many(key for pair_keys in keys for key in pair_keys.values())
-    results: list[ScoredItem | None] = [None] * len(unique)
+    results: dict[int, ScoredItem] = {}  # unique pair's index -> its results, each filled in below
     todo = []
     for index, pair_keys in enumerate(keys):
         if all(key in cached for key in pair_keys.values()):
@@ -222,4 +222,4 @@ async def score_pairs(
             fresh.update({keys[index][name]: entry[name] for name in fingerprints if name in entry})
         cache.put_many(fresh)
         advance(len(chunk))
-    return [results[pairs[(item.reference, item.candidate)]] for item in items]  # type: ignore[misc]
+    return [results[pairs[(item.reference, item.candidate)]] for item in items]

@@ -15,6 +15,7 @@ once for both, approximate randomisation swaps the two systems' outputs study by
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -101,8 +102,9 @@ def _sums(
     return {name: totals[..., index] for name, index in columns.items()}
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
+def _finite(value: float | np.ndarray) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _percentiles(samples: np.ndarray) -> tuple[float | None, float | None]:
@@ -141,7 +143,7 @@ def estimate(data: StudyMatrix, statistics: Sequence[Statistic], weights: np.nda
         [np.broadcast_to(np.asarray(s.fn(resampled), dtype=float), (weights.shape[0],)) for s in statistics]
     )
     bounds = np.full((len(statistics), 2), np.nan)
-    finite = np.isfinite(samples).all(axis=1)
+    finite = np.all(np.isfinite(samples), axis=1)  # the function: the method's stub type is not indexable
     if finite.any():  # one percentile call for every statistic defined in every resample
         tail = (1 - CONFIDENCE) / 2 * 100
         bounds[finite] = np.percentile(samples[finite], [tail, 100 - tail], axis=1).T
