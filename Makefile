@@ -39,6 +39,7 @@ test: install-test install-transformers5 redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/pyright --pythonpath $(BIN)/python
 	$(BIN)/python -m pytest
 	$(PYTEST5)
 

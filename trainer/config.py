@@ -254,9 +254,8 @@ def load_config(
             except ValueError:
                 raise ConfigError(f"{f.name}: {raw[f.name]!r} is not a number") from None
     try:
-        ours, trl_args = HfArgumentParser(
-            (UniRGArguments, DataClassType(trl_class))
-        )  # transformers' name for a dataclass type.parse_dict(raw)
+        # DataClassType: transformers' name (a NewType) for the dataclass types the parser takes.
+        ours, trl_args = HfArgumentParser((UniRGArguments, DataClassType(trl_class))).parse_dict(raw)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:

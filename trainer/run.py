@@ -104,7 +104,9 @@ def _suppress_vision_tokens(trl_args: GRPOConfig, model_config: Any) -> None:
     """
     names = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
     ids = sorted({i for name in names if isinstance(i := getattr(model_config, name, None), int)})
-    kwargs = dict(trl_args.generation_kwargs or {})
+    # Typed dict | str for the command line; a string is parsed into a dict when the config is built.
+    configured = trl_args.generation_kwargs
+    kwargs = dict(configured) if isinstance(configured, dict) else {}
     if ids and "suppress_tokens" not in kwargs:
         trl_args.generation_kwargs = {**kwargs, "suppress_tokens": ids}
 
