@@ -34,7 +34,7 @@ DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 
 from bench_rules import load_pairs  # noqa: E402
 
-from reward_service.scorers import ScoreItem, scorer_class  # noqa: E402
+from reward_service.scorers import RuleScorer, ScoreItem, scorer_class  # noqa: E402
 from reward_service.settings import Settings  # noqa: E402
 from reward_service.text import clear_report_caches  # noqa: E402
 
@@ -76,19 +76,20 @@ def main() -> None:
     for name in ("clinical_errors", "chexpert_labels"):
         cls = scorer_class(name)
         scorer = cls(name, cls.Options(), settings)
+        assert isinstance(scorer, RuleScorer)
 
-        def cold(scorer=scorer) -> None:  # type: ignore[no-untyped-def]
+        def cold(scorer: RuleScorer = scorer) -> None:
             for item in pairs:
                 clear_report_caches()
                 scorer.score_one(item)
 
-        def grouped(scorer=scorer) -> None:  # type: ignore[no-untyped-def]
+        def grouped(scorer: RuleScorer = scorer) -> None:
             for start in range(0, len(groups), GROUP_SIZE):
                 clear_report_caches()  # candidates from scratch; the group's reference is labelled once
                 for item in groups[start : start + GROUP_SIZE]:
                     scorer.score_one(item)
 
-        def warm(scorer=scorer) -> None:  # type: ignore[no-untyped-def]
+        def warm(scorer: RuleScorer = scorer) -> None:
             for item in pairs:
                 scorer.score_one(item)
 

@@ -162,7 +162,7 @@ def main() -> None:
         row = {"profile": accuracy([reward(i, 0.0) for i in range(2 * n)], n)}
         for w in (float(x) for x in args.weights.split(",")):
             row[f"+bertscore {w:g}"] = accuracy([reward(i, w) for i in range(2 * n)], n)
-        row["bertscore alone"] = accuracy(scores["minilm_bertscore"], n)  # type: ignore[arg-type]
+        row["bertscore alone"] = accuracy([s or 0.0 for s in scores["minilm_bertscore"]], n)
         for key in weights:
             row[f"{key} alone"] = accuracy([s or 0.0 for s in scores[key]], n)
         results[test] = row

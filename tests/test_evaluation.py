@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,14 +99,14 @@ def synthetic(tmp_path: Path, n: int = 120, seed: int = 1) -> tuple[Path, Path, 
     return gt_path, tmp_path / "good.json", tmp_path / "bad.json"
 
 
-def run(tmp_path: Path, gt: Sequence[Path], preds: Sequence[Path], **options: object):
+def run(tmp_path: Path, gt: Sequence[Path], preds: Sequence[Path], **options: Any):
     config = EvaluationConfig(
         ground_truth=[(None, p) for p in gt],
         predictions=[(None, p) for p in preds],
-        permutations=options.pop("permutations", 2000),  # type: ignore[arg-type]
-        rexrank=options.pop("rexrank", False),  # type: ignore[arg-type]
-        cache=options.pop("cache", tmp_path / "cache.sqlite"),  # type: ignore[arg-type]
-        **options,  # type: ignore[arg-type]
+        permutations=options.pop("permutations", 2000),
+        rexrank=options.pop("rexrank", False),
+        cache=options.pop("cache", tmp_path / "cache.sqlite"),
+        **options,
     )
     return evaluate(config)
 
