@@ -36,16 +36,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from reward_service.taxonomy import TAXONOMY
+
 FENCE = re.compile(r"<<<BEGIN (REFERENCE|CANDIDATE) ([0-9a-f]+)>>>\n(.*?)\n<<<END \1 \2>>>", re.DOTALL)
 DIRECTIVE = re.compile(r"\[\[judge:([a-z]+)(?:=([0-9.]+))?\]\]")
-CATEGORY_NAMES = {
-    "a": "False report of a finding in the candidate",
-    "b": "Missing a finding present in the reference",
-    "c": "Misidentification of a finding's anatomic location/position",
-    "d": "Misassessment of the severity of a finding",
-    "e": "Mentioning a comparison that isn't in the reference",
-    "f": "Omitting a comparison detailing a change from a prior study",
-}
+CATEGORY_NAMES = {category.letter.lower(): category.description for category in TAXONOMY}
 MALFORMED_ANSWER = "The candidate report looks broadly similar to the reference; I cannot give counts."
 
 
