@@ -33,13 +33,15 @@ def test_prompt_text_changes_only_with_a_new_prompt_id() -> None:
         "green": GREEN_INSTRUCTIONS,
     }
     hashes = {PROMPT_IDS[style]: hashlib.sha256(text.encode()).hexdigest() for style, text in texts.items()}
-    assert hashes == PROMPT_TEXT_SHA256, "the prompt text changed: bump its id in PROMPT_IDS, then the hash here"
+    assert hashes == PROMPT_TEXT_SHA256, (
+        "the prompt text changed: bump its id in PROMPT_IDS, then the hash here"
+    )
 
 
 def test_every_user_reads_the_same_six_categories() -> None:
     assert LETTERS == ("A", "B", "C", "D", "E", "F")
-    assert CATEGORIES == {c.letter.lower(): c.kind for c in TAXONOMY}
-    assert ERROR_KINDS == tuple(CATEGORIES.items())
+    assert {c.letter.lower(): c.kind for c in TAXONOMY} == CATEGORIES
+    assert tuple(CATEGORIES.items()) == ERROR_KINDS
     assert set(CHEXPROMPT_JSON_SCHEMA["properties"]["clinically_significant"]["required"]) == set(LETTERS)
     for category in TAXONOMY:
         assert f"({category.letter}) {category.description}." in CHEXPROMPT_SYSTEM
@@ -63,6 +65,8 @@ def test_a_malformed_taxonomy_file_is_refused() -> None:
     six = "categories:\n" + "".join(entry.format(letter, f"kind_{letter}") for letter in "ABCDEF")
     assert [c.kind for c in parse_taxonomy(six)] == [f"kind_{letter}" for letter in "ABCDEF"]
     with pytest.raises(ValueError, match="A-F in order"):
-        parse_taxonomy("categories:\n" + "".join(entry.format(letter, f"kind_{letter}") for letter in "ABCDFE"))
+        parse_taxonomy(
+            "categories:\n" + "".join(entry.format(letter, f"kind_{letter}") for letter in "ABCDFE")
+        )
     with pytest.raises(ValueError, match="kind names repeat"):
         parse_taxonomy("categories:\n" + "".join(entry.format(letter, "same") for letter in "ABCDEF"))
