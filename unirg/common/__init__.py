@@ -1,0 +1,1 @@
+"""Helpers shared by the service, the clients and the trainer; standard library only."""
