@@ -128,3 +128,56 @@ async def test_join_and_settle_give_each_caller_its_own_future() -> None:
     with pytest.raises(ConnectionError, match="closing"):
         await waiter
     assert len(flight) == 0
+
+
+class FakeModel:
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_the_model_registry_loads_once_for_concurrent_acquirers() -> None:
+    from reward_service.models.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    loads = 0
+    gate = asyncio.Event()
+
+    async def load() -> FakeModel:
+        nonlocal loads
+        loads += 1
+        await gate.wait()
+        return FakeModel()
+
+    acquirers = [asyncio.create_task(registry.acquire("m", load)) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    models = await asyncio.gather(*acquirers)
+    assert loads == 1 and models[0] is models[1] is models[2]
+    for _ in range(3):
+        await registry.release("m")
+    assert models[0].closed and "m" not in registry
+
+
+async def test_the_model_registry_fails_every_acquirer_of_a_failed_load_and_can_retry() -> None:
+    from reward_service.models.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    gate = asyncio.Event()
+
+    async def broken() -> FakeModel:
+        await gate.wait()
+        raise FileNotFoundError("no weights")
+
+    acquirers = [asyncio.create_task(registry.acquire("m", broken)) for _ in range(2)]
+    await asyncio.sleep(0)
+    gate.set()
+    outcomes = await asyncio.gather(*acquirers, return_exceptions=True)
+    assert all(isinstance(outcome, FileNotFoundError) for outcome in outcomes)
+
+    async def fixed() -> FakeModel:
+        return FakeModel()
+
+    assert isinstance(await registry.acquire("m", fixed), FakeModel)
