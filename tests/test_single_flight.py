@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from unirg.common.single_flight import Settle, SingleFlight
+
+
+async def all_at_once(n: int, call: Callable[[], Awaitable[object]], gate: asyncio.Event) -> list[object]:
+    """Start ``n`` calls in one loop turn, let each reach the gate (or join the first), then open it."""
+    callers = [asyncio.create_task(call()) for _ in range(n)]
+    await asyncio.sleep(0)
+    gate.set()
+    return await asyncio.gather(*callers, return_exceptions=True)
 
 
 async def test_concurrent_callers_share_one_computation_and_the_key_is_released_after() -> None:
@@ -44,10 +53,7 @@ async def test_a_failure_reaches_every_caller_and_releases_the_key() -> None:
         await gate.wait()
         raise LookupError("no such model")
 
-    callers = [asyncio.create_task(flight.do("k", fail)) for _ in range(3)]
-    await asyncio.sleep(0)
-    gate.set()
-    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    outcomes = await all_at_once(3, lambda: flight.do("k", fail), gate)
     assert [type(outcome) for outcome in outcomes] == [LookupError] * 3
     assert all(str(outcome) == "no such model" for outcome in outcomes)
     assert len(flight) == 0
@@ -151,10 +157,7 @@ async def test_the_model_registry_loads_once_for_concurrent_acquirers() -> None:
         await gate.wait()
         return FakeModel()
 
-    acquirers = [asyncio.create_task(registry.acquire("m", load)) for _ in range(3)]
-    await asyncio.sleep(0)
-    gate.set()
-    models = await asyncio.gather(*acquirers)
+    models = await all_at_once(3, lambda: registry.acquire("m", load), gate)
     assert loads == 1 and models[0] is models[1] is models[2]
     for _ in range(3):
         await registry.release("m")
@@ -171,10 +174,7 @@ async def test_the_model_registry_fails_every_acquirer_of_a_failed_load_and_can_
         await gate.wait()
         raise FileNotFoundError("no weights")
 
-    acquirers = [asyncio.create_task(registry.acquire("m", broken)) for _ in range(2)]
-    await asyncio.sleep(0)
-    gate.set()
-    outcomes = await asyncio.gather(*acquirers, return_exceptions=True)
+    outcomes = await all_at_once(2, lambda: registry.acquire("m", broken), gate)
     assert all(isinstance(outcome, FileNotFoundError) for outcome in outcomes)
 
     async def fixed() -> FakeModel:

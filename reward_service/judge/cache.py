@@ -24,9 +24,8 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from reward_service import metrics
@@ -75,10 +74,8 @@ class LruVerdictCache(VerdictCache):
 
     kind = "memory"
 
-    def __init__(
-        self, max_entries: int, ttl_s: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._entries: LRU[str, dict[str, Any]] = LRU(max_entries, ttl_s=ttl_s, clock=clock)
+    def __init__(self, max_entries: int, ttl_s: float) -> None:
+        self._entries: LRU[str, dict[str, Any]] = LRU(max_entries, ttl_s=ttl_s)
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         found = {}

@@ -78,14 +78,7 @@ class SingleFlight(Generic[KeyT, ResultT]):
     def settle(self, key: KeyT, outcome: ResultT | BaseException) -> None:
         """Release ``key`` and hand ``outcome`` to every caller still waiting for it (no-op if not in flight)."""
         for waiter in self._waiters.pop(key, ()):
-            if waiter.done():
-                continue
-            if isinstance(outcome, asyncio.CancelledError):
-                waiter.cancel()
-            elif isinstance(outcome, BaseException):
-                waiter.set_exception(outcome)
-            else:
-                waiter.set_result(outcome)
+            settle_future(waiter, outcome)
 
     def settle_all(self, outcome: ResultT | BaseException) -> None:
         """Settle every key in flight with ``outcome`` (e.g. an error when shutting down)."""
@@ -149,6 +142,19 @@ class SingleFlight(Generic[KeyT, ResultT]):
             settle(key, await compute())
 
         return (await self.run([key], compute_one))[key]
+
+
+def settle_future(future: asyncio.Future[ResultT], outcome: ResultT | BaseException) -> None:
+    """Give ``future`` its outcome, unless it is done already: a CancelledError cancels it, another
+    exception is set as its exception, anything else is its result."""
+    if future.done():
+        return
+    if isinstance(outcome, asyncio.CancelledError):
+        future.cancel()
+    elif isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _let_go(futures: Iterable[asyncio.Future[ResultT]]) -> None:
