@@ -1,1 +1,6 @@
-"""Helpers shared by the service, the clients and the trainer; standard library only."""
+"""The bottom layer, shared by ``reward_service``, ``clients`` and ``trainer``: the standard library only.
+
+Modules: ``merging`` (one batch from the calls of one event-loop turn), ``fill`` (stand-ins for missing
+rewards), ``openrlhf`` (OpenRLHF's reward protocol: the response inside a query, the answer's shape),
+``extras`` (the optional parts of the distribution and how to install them). Nothing is imported here.
+"""
