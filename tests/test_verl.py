@@ -6,6 +6,7 @@ import asyncio
 import functools
 import inspect
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,6 +116,9 @@ def test_unscored_items_are_filled_from_their_group_never_zero(start_service) ->
         compute_score("iu_xray", OVERSIZE, REFERENCE_A, None, base_url=base_url)
     explicit = compute_score("iu_xray", OVERSIZE, REFERENCE_A, None, base_url=base_url, unscored_score=-1.0)
     assert explicit["score"] == -1.0 and explicit["unscored"] == 1.0
+    # verl stacks every key over the batch: an unscored sample has the keys of a scored one (NaN).
+    assert set(explicit) == set(results[0])
+    assert math.isnan(explicit["clinical_errors"])
 
 
 def reward_loop_function(raw_fn: Any, **reward_kwargs: Any) -> Any:
@@ -167,4 +171,6 @@ async def test_async_compute_score_never_turns_a_missing_reward_into_zero(start_
     stand_in = reward_loop_function(compute_score_async, base_url=url, unscored_score=-1.0)
     missing, scored = await reward_loop_worker(stand_in, samples)
     assert (missing["score"], missing["unscored"]) == (-1.0, 1.0)
+    assert set(missing) == set(scored)  # the keys verl stacks over the batch, NaN where unscored
+    assert all(math.isnan(missing[key]) for key in set(missing) - {"score", "unscored"})
     assert scored["unscored"] == 0.0 and scored["score"] > 0
