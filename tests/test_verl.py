@@ -1,4 +1,7 @@
-"""The verl adapter (``clients.verl``) against the real service, called the way verl calls it."""
+"""The verl adapter (``clients.verl``) against the real service, called the way verl calls it.
+
+Here, in the service's environment, the adapter is called in verl's call shapes; tests/verl_loop/
+runs it inside verl's own Reward Loop, in verl's environment (``make test-verl``)."""
 
 from __future__ import annotations
 
