@@ -1,6 +1,6 @@
 """BERTScore, CheXbert labels, SembScore and RadCliQ-v1 against their reference implementations.
 
-Every model is a tiny random-weight one built at test time (reward_service.models.random_init):
+Every model is a tiny random-weight one built at test time (unirg_testing.encoders):
 the numbers are meaningless, but the reference packages and our batched path must agree on them.
 """
 
@@ -27,13 +27,13 @@ from fidelity import (
 )
 
 from reward_service.models.hub import MissingWeightsError
-from reward_service.models.random_init import (
+from reward_service.scorers import ScoreItem, ScoreResult, scorer_class
+from reward_service.settings import Settings
+from unirg_testing.encoders import (
     build_bert_encoder,
     build_chexbert_checkpoint,
     build_roberta_encoder,
 )
-from reward_service.scorers import ScoreItem, ScoreResult, scorer_class
-from reward_service.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_encode_sentence_gives_the_ids_of_sent_encode(tiny_models: dict[str, Pat
 async def test_bertscore_default_is_the_packaged_minilm(tmp_path: Path) -> None:
     from bert_score import BERTScorer
 
-    from reward_service.models.random_init import minilm_dir
+    from reward_service.models.weights import minilm_dir
 
     items = pairs()[16:24]  # reference 2 against every candidate, one of them identical
     ours = await score_with("bertscore", {}, settings(tmp_path), items)

@@ -1,6 +1,6 @@
 """RadGraph F1: our batched DyGIE path against the ``radgraph`` package on the same model.
 
-The model is a tiny random-weight DyGIE built at test time (reward_service.models.random_dygie) and
+The model is a tiny random-weight DyGIE built at test time (unirg_testing.dygie) and
 loaded by the package's own loader. Its annotations are meaningless, but the package's one-report
 path (``radgraph.RadGraph``, ``radgraph.F1RadGraph``) and our batched path must agree exactly.
 """
@@ -21,10 +21,10 @@ from fidelity import HAND_WRITTEN, annotate_with_package, grpo_items, radgraph_p
 
 from reward_service.models.hub import MissingWeightsError
 from reward_service.models.radgraph import BatchedRadGraph, pair_chunks
-from reward_service.models.random_dygie import build_random_dygie
 from reward_service.scorers import ScoreItem, ScoreResult, scorer_class
 from reward_service.scorers.radgraph import radgraph_scores
 from reward_service.settings import Settings
+from unirg_testing.dygie import build_random_dygie
 
 radgraph = pytest.importorskip("radgraph")
 
@@ -202,20 +202,17 @@ async def test_concurrent_calls_equal_one_call_and_return_graphs(model_dir: Path
 
 
 async def test_a_failing_report_fails_only_its_items(model_dir: Path, tmp_path: Path) -> None:
-    from reward_service.scorers.radgraph import load_radgraph
-
-    config = settings(tmp_path)
-    key, loaded = await load_radgraph("radgraph", model_dir, config)
-    from reward_service.models.registry import MODELS
-
+    cls = scorer_class("radgraph")
+    scorer = cls("radgraph", cls.Options.model_validate({"model_dir": str(model_dir)}), settings(tmp_path))
+    await scorer.load()
     try:
         # A whitespace-only report makes the package's data reader raise; submitted with others in one
         # batch, only that report fails (the scorer itself scores blank reports as 0 before this point).
-        references, candidates = await loaded.encoder.encode(
+        references, candidates = await scorer.model.encoder.encode(
             HAND_WRITTEN[:3], [HAND_WRITTEN[3], " \t ", HAND_WRITTEN[4]]
         )
     finally:
-        await MODELS.release(key)
+        await scorer.close()
     assert not any(isinstance(r, BaseException) for r in references)
     assert isinstance(candidates[1], AssertionError)
     assert not isinstance(candidates[0], BaseException) and not isinstance(candidates[2], BaseException)
