@@ -89,6 +89,8 @@ async def test_bertscore_equals_bert_score_package(
         assert result.score == pytest.approx(float(f1[index]), abs=1e-5)
         assert result.details["precision"] == pytest.approx(float(precision[index]), abs=1e-5)
         assert result.details["recall"] == pytest.approx(float(recall[index]), abs=1e-5)
+    # The tiny encoder scores pairs differently, so agreeing with the package means something.
+    assert len({round(float(value), 4) for value in f1}) > len(items) // 2
 
 
 @transformers4_only
@@ -173,6 +175,32 @@ async def test_chexbert_labels_and_semb_match_a_direct_forward_pass(
         assert label_result.details["f1_micro5"] == pytest.approx(f1(ref & top5, cand & top5))
         cosine = torch.nn.functional.cosine_similarity(ref_cls, cand_cls, dim=0)
         assert semb_result.score == pytest.approx(float(cosine), abs=1e-5)
+
+
+@transformers4_only
+async def test_tiny_chexbert_labels_vary_between_reports_and_match_the_original(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from transformers import BertTokenizer
+
+    from reward_service.models.chexbert import CHEXBERT_LABELS
+
+    # A model giving every report the same 14 labels would match any tokenisation, mask or head order.
+    texts = [*REFERENCES, *CANDIDATES]
+    options = {"checkpoint": str(tiny_models["chexbert"]), "encoder": str(tiny_models["encoder"])}
+    items = [ScoreItem(str(i), text, text) for i, text in enumerate(texts)]
+    ours = [
+        r.details["candidate_labels"]
+        for r in await score_with("chexbert", options, settings(tmp_path), items)
+    ]
+    model = original_chexbert(tiny_models["encoder"], tiny_models["chexbert"])
+    tokenizer = BertTokenizer.from_pretrained(tiny_models["encoder"])
+    classes = [one_report_forward(model, tokenizer, text)[0] for text in texts]
+    original = [sorted(n for n, c in zip(CHEXBERT_LABELS, cs, strict=True) if c in (1, 3)) for cs in classes]
+    assert ours == original
+    assert len({tuple(labels) for labels in ours}) >= len(texts) // 2
+    # Every head's decision depends on the text: each gives at least two classes over these reports.
+    assert all(len({report[head] for report in classes}) >= 2 for head in range(len(CHEXBERT_LABELS)))
 
 
 @transformers4_only

@@ -77,8 +77,12 @@ def test_batched_annotations_equal_the_package(package: radgraph.RadGraph, batch
     reports = [*HAND_WRITTEN, "", "Heart size normal. " * 40]
     expected = annotate_with_package(package, reports)
     assert batched.annotate(reports) == expected
-    # The random model must produce graphs with relations for the comparison to mean anything.
+    # The random model must produce graphs with relations for the comparison to mean anything...
     assert sum(len(e["relations"]) for a in expected for e in a["entities"].values()) > 0
+    # ...with every entity label, and graphs whose size differs from report to report.
+    labels = {entity["label"] for a in expected for entity in a["entities"].values()}
+    assert labels == {"ANAT-DP", "OBS-DP", "OBS-DA", "OBS-U"}
+    assert len({len(a["entities"]) for a in expected}) >= 4
 
 
 def test_batched_annotations_equal_the_package_on_shared_reports(

@@ -121,6 +121,8 @@ async def test_chexbert_and_semb_equal_the_original_on_transformers_4(
     tokenizer = BertTokenizer.from_pretrained(models["bert"])
     for text, output in zip(expected["texts"], expected["outputs"], strict=True):
         assert tokenize_report(text, tokenizer) == output["ids"], text
+    # The tiny model labels reports differently, so equal labels mean equal tokenisation, masks and heads.
+    assert len({tuple(output["classes"]) for output in expected["outputs"]}) >= len(expected["texts"]) // 2
 
     texts = expected["texts"]
     # Every text against the first four, so SembScore and labels are checked on real pairs.
