@@ -23,12 +23,13 @@ from fidelity import (
     original_chexbert,
     original_chexbert_ids,
     pairs,
+    score_with,
+    scorer_settings,
     transformers4_only,
 )
 
 from reward_service.models.hub import MissingWeightsError
 from reward_service.scorers import ScoreItem, ScoreResult, scorer_class
-from reward_service.settings import Settings
 from unirg_testing.encoders import (
     build_bert_encoder,
     build_chexbert_checkpoint,
@@ -47,20 +48,6 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"encoder": encoder, "roberta": roberta, "chexbert": checkpoint, "baseline": baseline}
 
 
-def settings(tmp_path: Path, **overrides: object) -> Settings:
-    return Settings(model_cache_dir=tmp_path / "cache", device="cpu", batch_max_wait_ms=0, **overrides)
-
-
-async def score_with(name: str, options: dict, config: Settings, items: list[ScoreItem]) -> list[ScoreResult]:
-    cls = scorer_class(name)
-    scorer = cls(name, cls.Options.model_validate(options), config)
-    await scorer.load()
-    try:
-        return await scorer.score_batch(items, {})
-    finally:
-        await scorer.close()
-
-
 @transformers4_only
 @pytest.mark.parametrize("encoder", ["encoder", "roberta"])
 @pytest.mark.parametrize("layer", [1, 2])
@@ -74,7 +61,7 @@ async def test_bertscore_equals_bert_score_package(
     options = {"model": str(tiny_models[encoder]), "layer": layer}
     if rescale:
         options["baseline"] = str(tiny_models["baseline"])
-    ours = await score_with("bertscore", options, settings(tmp_path), items)
+    ours = await score_with("bertscore", options, scorer_settings(tmp_path), items)
     peer = BERTScorer(
         model_type=str(tiny_models[encoder]),
         num_layers=layer,
@@ -116,7 +103,7 @@ async def test_bertscore_default_is_the_packaged_minilm(tmp_path: Path) -> None:
     from reward_service.models.weights import minilm_dir
 
     items = pairs()[16:24]  # reference 2 against every candidate, one of them identical
-    ours = await score_with("bertscore", {}, settings(tmp_path), items)
+    ours = await score_with("bertscore", {}, scorer_settings(tmp_path), items)
     peer = BERTScorer(model_type=str(minilm_dir()), num_layers=6, device="cpu")
     _, _, f1 = peer.score([i.candidate for i in items], [i.reference for i in items])
     assert [r.score for r in ours] == pytest.approx([float(v) for v in f1], abs=1e-5)
@@ -126,15 +113,15 @@ async def test_bertscore_default_is_the_packaged_minilm(tmp_path: Path) -> None:
 
 async def test_missing_weights_name_the_fetch_command(tmp_path: Path) -> None:
     with pytest.raises(MissingWeightsError, match="unirg models fetch"):
-        await score_with("bertscore", {"model": str(tmp_path / "absent")}, settings(tmp_path), [])
+        await score_with("bertscore", {"model": str(tmp_path / "absent")}, scorer_settings(tmp_path), [])
     with pytest.raises(MissingWeightsError, match="distilroberta-base"):
-        await score_with("bertscore", {"model": "distilroberta-base"}, settings(tmp_path), [])
+        await score_with("bertscore", {"model": "distilroberta-base"}, scorer_settings(tmp_path), [])
     with pytest.raises(MissingWeightsError, match=r"chexbert\.pth"):
-        await score_with("semb", {"encoder": str(tmp_path)}, settings(tmp_path), [])
+        await score_with("semb", {"encoder": str(tmp_path)}, scorer_settings(tmp_path), [])
     # Downloads allowed but the hub is unreachable (HF_HUB_OFFLINE in tests): still a clear error.
     with pytest.raises(MissingWeightsError, match="download failed"):
         await score_with(
-            "bertscore", {"model": "distilroberta-base"}, settings(tmp_path, model_download=True), []
+            "bertscore", {"model": "distilroberta-base"}, scorer_settings(tmp_path, model_download=True), []
         )
 
 
@@ -146,7 +133,7 @@ async def test_chexbert_labels_and_semb_match_a_direct_forward_pass(
 
     items = pairs()
     options = {"checkpoint": str(tiny_models["chexbert"]), "encoder": str(tiny_models["encoder"])}
-    config = settings(tmp_path, batch_token_budget=64)  # several batches, mixed lengths
+    config = scorer_settings(tmp_path, batch_token_budget=64)  # several batches, mixed lengths
     labels = await score_with("chexbert", options, config, items)
     semb = await score_with("semb", options, config, items)
 
@@ -191,7 +178,7 @@ async def test_tiny_chexbert_labels_vary_between_reports_and_match_the_original(
     items = [ScoreItem(str(i), text, text) for i, text in enumerate(texts)]
     ours = [
         r.details["candidate_labels"]
-        for r in await score_with("chexbert", options, settings(tmp_path), items)
+        for r in await score_with("chexbert", options, scorer_settings(tmp_path), items)
     ]
     model = original_chexbert(tiny_models["encoder"], tiny_models["chexbert"])
     tokenizer = BertTokenizer.from_pretrained(tiny_models["encoder"])
@@ -218,7 +205,7 @@ async def test_chexbert_and_semb_share_one_model(tiny_models: dict[str, Path], t
     from reward_service.models.registry import MODELS
 
     options = {"checkpoint": str(tiny_models["chexbert"]), "encoder": str(tiny_models["encoder"])}
-    config = settings(tmp_path)
+    config = scorer_settings(tmp_path)
     scorers = []
     for name in ("chexbert", "semb"):
         cls = scorer_class(name)
@@ -249,7 +236,7 @@ async def test_radcliq_on_hand_computed_features(tmp_path: Path) -> None:
     for key in ("radgraph", "bertscore", "bleu2"):
         upstream[key].append(ScoreResult(0.5))
     cls = scorer_class("radcliq")
-    scorer = cls("radcliq", cls.Options(), settings(tmp_path))
+    scorer = cls("radcliq", cls.Options(), scorer_settings(tmp_path))
     items = [ScoreItem(id=str(i), reference="r", candidate="c") for i in range(3)]
     results = await scorer.score_batch(items, upstream)
     assert results[0].details["radcliq"] == pytest.approx(perfect, abs=1e-9)
@@ -325,9 +312,9 @@ async def test_scores_do_not_depend_on_batching(
         ScoreItem(f"{i}", REFERENCES[i % 4], CANDIDATES[(i * 3) % 8] + " Stable." * (i % 7) + f" Item {i}.")
         for i in range(48)
     ]
-    together = await score_with(name, options, settings(tmp_path, batch_token_budget=100_000), items)
-    small_batches = await score_with(name, options, settings(tmp_path, batch_token_budget=48), items)
-    alone = [(await score_with(name, options, settings(tmp_path), [item]))[0] for item in items[::5]]
+    together = await score_with(name, options, scorer_settings(tmp_path, batch_token_budget=100_000), items)
+    small_batches = await score_with(name, options, scorer_settings(tmp_path, batch_token_budget=48), items)
+    alone = [(await score_with(name, options, scorer_settings(tmp_path), [item]))[0] for item in items[::5]]
     assert [r.score for r in together] == [r.score for r in small_batches]  # exactly, not approximately
     assert [r.score for r in together[::5]] == [r.score for r in alone]
 
