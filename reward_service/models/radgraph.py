@@ -90,8 +90,7 @@ class RadGraphArchive(Weight):
             raise MissingWeightsError(
                 f"{self.what} {self.spec!r}",
                 str(self.directory),
-                f"missing {', '.join(missing)} in {self.directory}; `unirg models fetch` extracts the "
-                f"{self.spec}.tar.gz archive of {ARCHIVE_REPO} there",
+                f"missing {', '.join(missing)} in {self.directory}",
             )
         return self.directory
 
