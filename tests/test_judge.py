@@ -315,7 +315,7 @@ def test_options_reject_green_score_without_green_style() -> None:
 @pytest.fixture(scope="module")
 def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight Qwen2 whose word vocabulary covers the judge prompt (so it sees real tokens)."""
-    from trainer.tiny_models import save_tiny_qwen2
+    from unirg_testing.qwen2 import save_tiny_qwen2
 
     prompt = build_prompt("chexprompt", REFERENCE, BENIGN, max_chars=6000)
     corpus = [m["content"] for m in prompt.messages]

@@ -33,7 +33,7 @@ from live_service import REPO_ROOT, ServiceProcess, launch_service  # noqa: E402
 from verl import DataProto  # noqa: E402
 from verl.experimental.reward_loop import RewardLoopManager  # noqa: E402
 
-from trainer.tiny_models import build_word_tokenizer  # noqa: E402
+from unirg_testing.qwen2 import build_word_tokenizer  # noqa: E402
 
 SERVICE_PYTHON = "UNIRG_SERVICE_PYTHON"
 ADAPTER = REPO_ROOT / "clients" / "verl.py"
