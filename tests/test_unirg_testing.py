@@ -14,13 +14,16 @@ from pathlib import Path
 import pytest
 from live_service import REPO_ROOT
 
-PRODUCT_PACKAGES = ("reward_service", "clients", "trainer")
+PRODUCT_PACKAGES = ("unirg", "reward_service", "clients", "trainer")
 
 
 def test_unirg_testing_is_not_packaged() -> None:
+    from setuptools import find_packages
+
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert sorted(pattern.rstrip("*") for pattern in include) == sorted(PRODUCT_PACKAGES)
+    packaged = find_packages(str(REPO_ROOT), include=include)
+    assert {package.split(".")[0] for package in packaged} == set(PRODUCT_PACKAGES)
 
 
 def imported_modules(path: Path) -> set[str]:
