@@ -22,6 +22,6 @@ def _report_cache_clearers() -> tuple[Callable[[], None], ...]:
         id(value): value.cache_clear
         for module in (chexpert, clinical_errors, findings, bleu)
         for value in vars(module).values()
-        if callable(getattr(value, "cache_clear", None))
+        if not isinstance(value, type) and callable(getattr(value, "cache_clear", None))
     }
     return tuple(clearers.values())
