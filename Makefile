@@ -16,8 +16,16 @@ TRANSFORMERS5_SPEC ?= transformers>=5,<6
 PIP5 := $(VENV5)/bin/python -m pip install --disable-pip-version-check
 TRANSFORMERS5_TESTS := tests/test_model_scorers.py tests/test_radgraph.py tests/test_trainer.py tests/test_transformers5.py
 PYTEST5 := UNIRG_TRANSFORMERS4_PYTHON="$(abspath $(BIN))/python" $(VENV5)/bin/python -m pytest $(TRANSFORMERS5_TESTS)
+# A third environment for the verl adapter's tests in verl's own Reward Loop: verl 0.9.1 needs
+# transformers>=5.5.3,<5.11 and brings Ray; it holds verl and the clients package only (the project
+# installed without the service's dependencies), and the service under test runs from $(VENV).
+VENV_VERL ?= .venv-verl
+VERL_SPEC ?= verl==0.9.1
+CLIENTS_DEPS := "httpx>=0.27" "pydantic>=2.6" "pydantic-settings>=2.7" "tenacity>=8.2"
+PIP_VERL := $(VENV_VERL)/bin/python -m pip install --disable-pip-version-check
+PYTEST_VERL := UNIRG_SERVICE_PYTHON="$(abspath $(BIN))/python" $(VENV_VERL)/bin/python -m pytest tests/verl_loop
 
-.PHONY: serve test test-transformers5 install-service install-models install-train install-test install-transformers5 redis lint bench
+.PHONY: serve test test-transformers5 test-verl install-service install-models install-train install-test install-transformers5 install-verl redis lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,14 +42,15 @@ install-models install-train: install-%: $(BIN)/python
 	$(PIP) "$(TORCH_SPEC)" -e ".[$*]"
 
 ## Install everything (torch first, so pip does not pick a CUDA build), start Redis, run the tests; then
-## the model-scorer and trainer tests again on transformers 5.
-test: install-test install-transformers5 redis
+## the model-scorer and trainer tests again on transformers 5, and the verl adapter in verl's Reward Loop.
+test: install-test install-transformers5 install-verl redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/pyright --pythonpath $(BIN)/python
 	$(BIN)/python -m pytest
 	$(PYTEST5)
+	$(PYTEST_VERL)
 
 install-test: $(BIN)/python
 	$(PIP) "$(TORCH_SPEC)"
@@ -57,6 +66,18 @@ $(VENV5)/bin/python:
 install-transformers5: $(VENV5)/bin/python
 	$(PIP5) "$(TORCH_SPEC)"
 	$(PIP5) -e ".[test]" "$(TRANSFORMERS5_SPEC)"
+
+## Only the verl part of `make test`: clients.verl in verl's own Reward Loop against a real service.
+test-verl: install-test install-verl
+	$(PYTEST_VERL)
+
+$(VENV_VERL)/bin/python:
+	$(PYTHON) -m venv $(VENV_VERL)
+
+install-verl: $(VENV_VERL)/bin/python
+	$(PIP_VERL) "$(TORCH_SPEC)"
+	$(PIP_VERL) "$(TORCH_SPEC)" "$(VERL_SPEC)" $(CLIENTS_DEPS) "pytest>=8" "pytest-asyncio>=0.23"
+	$(PIP_VERL) --no-deps -e .
 
 ## Start the local Redis the judge-cache tests use, unless one already answers.
 redis:

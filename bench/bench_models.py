@@ -1,6 +1,6 @@
 """BERTScore and CheXbert through the service against the peers in-process, on a GRPO-shaped workload.
 
-Models (random weights, real sizes, built offline by ``reward_service.models.random_init``):
+Models (random weights, real sizes, built offline by ``unirg_testing.encoders``):
 
 * BERTScore: a distilbert-size BERT encoder (6 layers, 768 wide) with the MiniLM uncased vocabulary,
   layer 5 (the ReXrank layer), no rescaling;
@@ -38,6 +38,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # unirg_testing: the test-only model builders
 sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -45,13 +46,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from bench_radgraph import REQUESTS, post_round, workload  # noqa: E402
 from live_service import launch_service  # noqa: E402
 
-from reward_service.models.random_init import (  # noqa: E402
+from reward_service.scorers import ScoreItem  # noqa: E402
+from unirg_testing.encoders import (  # noqa: E402
     SIZES,
     build_bert_encoder,
     build_chexbert_checkpoint,
     minilm_vocab_file,
 )
-from reward_service.scorers import ScoreItem  # noqa: E402
 
 DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 BERTSCORE_LAYER = 5

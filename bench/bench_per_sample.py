@@ -14,7 +14,7 @@ path costs nothing extra):
 * **batched** (the peer): one client sending 64-item requests one after the other.
 
 Profiles: ``default`` (rule-based) and a model profile, BERTScore on a tiny random-weight encoder built
-offline the way the tests build it (``reward_service.models.random_init``), so the model's own compute
+offline the way the tests build it (``unirg_testing.encoders``), so the model's own compute
 is small and per-request overhead shows. Pairs are real IU X-ray reports (each study against another
 study's report); every text is made unique with a numbered last sentence so no phase reuses another's
 cached analyses or embeddings. The phases alternate and the best of ``--rounds`` is kept.
@@ -42,6 +42,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # unirg_testing: the test-only model builders
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -157,7 +158,7 @@ def measure(base_url: str, reports: list[str], count: int, rounds: int) -> dict[
 
 
 def model_profile(workdir: Path) -> Path:
-    from reward_service.models.random_init import build_bert_encoder
+    from unirg_testing.encoders import build_bert_encoder
 
     encoder = build_bert_encoder(workdir / "tiny-bert", seed=1)
     profile = workdir / "bertscore-tiny.yaml"

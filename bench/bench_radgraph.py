@@ -1,7 +1,7 @@
 """RadGraph F1 through the service against ``radgraph.F1RadGraph`` in-process, on a GRPO-shaped workload.
 
 Model: a random-weight DyGIE of the real architecture (bert-base-size encoder by default, the
-MiniLM uncased vocabulary; ``reward_service.models.random_dygie``), loaded by both sides from the
+MiniLM uncased vocabulary; ``unirg_testing.dygie``), loaded by both sides from the
 same directory. Workload per round, from the real IU X-ray reports (ReXrank layout): 32 references x
 8 candidates (other studies' reports) = 256 pairs, sent to the service as 16 concurrent requests of
 16 items (two GRPO groups each). Each round's references are studies not used as references before
@@ -39,13 +39,14 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # unirg_testing: the test-only model builders
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from live_service import launch_service  # noqa: E402
 
-from reward_service.models.random_init import SIZES  # noqa: E402
 from reward_service.scorers import ScoreItem  # noqa: E402
+from unirg_testing.encoders import SIZES  # noqa: E402
 
 DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 REFERENCES, CANDIDATES, REQUESTS = 32, 8, 16
@@ -183,7 +184,7 @@ def main() -> None:
         workdir = Path(folder)
         model_dir = args.model_dir
         if model_dir is None:
-            from reward_service.models.random_dygie import build_random_dygie
+            from unirg_testing.dygie import build_random_dygie
 
             model_dir = workdir / "models"
             started = time.perf_counter()

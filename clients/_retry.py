@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -18,6 +16,7 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from clients._config import RetryConfig
+from unirg.common.retry_after import parse_retry_after
 
 logger = logging.getLogger("clients")
 
@@ -25,22 +24,6 @@ logger = logging.getLogger("clients")
 def is_retryable_status(status_code: int) -> bool:
     """408 (request timeout), 429 (service full) and every 5xx may succeed when tried again."""
     return status_code in (408, 429) or 500 <= status_code <= 599
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The delay a ``Retry-After`` header asks for (delta-seconds or an HTTP date), if any."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def describe_outcome(retry_state: RetryCallState) -> str:
@@ -69,9 +52,9 @@ class _WaitRetryAfter(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         if outcome is not None and not outcome.failed:
-            delay = retry_after_seconds(outcome.result())
+            delay = parse_retry_after(outcome.result().headers.get("Retry-After"), max_s=self._cap)
             if delay is not None:
-                return min(delay, self._cap)
+                return delay
         return self._fallback(retry_state)
 
 

@@ -31,7 +31,6 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +39,7 @@ from clients._client import AsyncRewardClient, ProfileInfo, RewardClient
 from clients._config import DEFAULT_CLIENT_CONFIG, ClientConfig
 from clients._failures import FailureTracker
 from clients._models import RewardItem, ScoreResult
+from unirg.common.lru import LRU
 
 logger = logging.getLogger("clients")
 
@@ -98,7 +98,7 @@ class _SharedScorer:
         self._failures = FailureTracker(config.failure_policy)
         self._client: AsyncRewardClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._batches: OrderedDict[tuple[int, str], _Batch] = OrderedDict()
+        self._batches: LRU[tuple[int, str], _Batch] = LRU(_MAX_PENDING_BATCHES)
         self.profile_hash: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -139,12 +139,10 @@ class _SharedScorer:
             log_metric = columns.get("log_metric")
             log_extra = columns.get("log_extra")
             batch = _Batch(asyncio.ensure_future(self._score(items, log_metric, log_extra)))
-            self._batches[key] = batch
-            while len(self._batches) > _MAX_PENDING_BATCHES:
-                self._batches.popitem(last=False)
+            self._batches.put(key, batch)
         batch.collected.add(consumer)
         if batch.collected >= self._consumers:
-            self._batches.pop(key, None)
+            self._batches.pop(key)
         return await asyncio.shield(batch.task)
 
     async def _score(

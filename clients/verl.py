@@ -10,9 +10,10 @@ verl loads a custom reward function from a file (``custom_reward_function.path``
 * ``compute_score_batch`` for ``reward_model.reward_manager=batch``, a whole batch per call and one
   HTTP request per profile (recommended: far fewer requests, and a missing reward can be filled).
 
-Both return dicts: ``score`` (the composite reward, what verl trains on), one key per component with
+All return dicts: ``score`` (the composite reward, what verl trains on), one key per component with
 its raw score (verl logs them as reward extra info), and ``unscored`` (1.0 when the service could not
-score the item). Every dict of a batch has the same keys, as verl requires.
+score the item). Every dict has the same keys, as verl requires (it stacks each key of the first
+sample over the batch), NaN for a component an unscored item has no score for.
 
 Where the service is, in order of precedence:
 
@@ -37,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from clients._adapters import shared_async_client, shared_client
+from clients._client import ProfileInfo
 from clients._errors import RewardClientError
 from clients._models import RewardItem, ScoreResult
 from clients._settings import AdapterSettings
@@ -66,18 +68,36 @@ def compute_score(
     url, chosen = _target(extra_info, base_url, profile, settings)
     client = shared_client(url, settings.reward_timeout)
     result = client.score_items([_item(solution_str, ground_truth, extra_info)], profile=chosen)
-    return _single_result(result, unscored_score)
+    _check_scored(result, unscored_score)
+    keys = _profile_keys(client.profile_info(result.profile or chosen)) if _unscored(result) else ()
+    return _single_result(result, unscored_score, keys)
 
 
-def _single_result(result: ScoreResult, unscored_score: float | None) -> dict[str, float]:
-    item = result.items[0]
-    if item.reward is None and unscored_score is None:
+def _unscored(result: ScoreResult) -> bool:
+    return result.items[0].reward is None
+
+
+def _check_scored(result: ScoreResult, unscored_score: float | None) -> None:
+    if _unscored(result) and unscored_score is None:
         raise RewardClientError(
-            f"the reward service could not score this completion ({'; '.join(item.errors)}); use "
+            f"the reward service could not score this completion ({'; '.join(result.items[0].errors)}); use "
             "compute_score_batch with reward_model.reward_manager=batch to fill sporadic gaps, or pass "
             "unscored_score= in custom_reward_function.reward_kwargs"
         )
-    return _as_dicts(result, [unscored_score if item.reward is None else item.reward])[0]
+
+
+def _profile_keys(info: ProfileInfo) -> tuple[str, ...]:
+    return tuple(component.key for component in info.components)
+
+
+def _single_result(
+    result: ScoreResult, unscored_score: float | None, profile_keys: Sequence[str]
+) -> dict[str, float]:
+    # verl stacks each key over the batch from the first sample's keys, so an unscored sample (the
+    # service returns no components for it) still needs one key per component of the profile.
+    item = result.items[0]
+    values = _as_dicts(result, [unscored_score if item.reward is None else item.reward])[0]
+    return {**values, **{key: math.nan for key in profile_keys if key not in values}}
 
 
 async def compute_score_async(
@@ -100,7 +120,9 @@ async def compute_score_async(
     url, chosen = _target(extra_info, base_url, profile, settings)
     client = await shared_async_client(url, settings.reward_timeout)
     result = await client.score_items([_item(solution_str, ground_truth, extra_info)], profile=chosen)
-    return _single_result(result, unscored_score)
+    _check_scored(result, unscored_score)
+    keys = _profile_keys(await client.profile_info(result.profile or chosen)) if _unscored(result) else ()
+    return _single_result(result, unscored_score, keys)
 
 
 def compute_score_batch(

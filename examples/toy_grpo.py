@@ -168,8 +168,8 @@ def main(
     logging.getLogger("trainer").setLevel(logging.INFO)
     import transformers
 
-    from trainer.tiny_models import save_tiny_qwen2, save_tiny_qwen2_vl
     from trainer.toy_data import toy_corpus, write_toy_dataset
+    from unirg_testing.qwen2 import save_tiny_qwen2, save_tiny_qwen2_vl
 
     transformers.logging.set_verbosity_error()
     if kind not in ("text", "vlm"):

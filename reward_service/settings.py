@@ -175,7 +175,11 @@ class Settings(BaseSettings):
         3, ge=0, description="Retries of one judge call on transport errors, 429 and 5xx (jittered backoff)."
     )
     judge_backoff_initial_s: float = Field(0.5, gt=0, description="First retry backoff, seconds (doubles).")
-    judge_backoff_max_s: float = Field(20.0, gt=0, description="Longest backoff between retries, seconds.")
+    judge_backoff_max_s: float = Field(
+        20.0,
+        gt=0,
+        description="Longest wait between retries, seconds; a longer `Retry-After` from the judge is cut to it.",
+    )
     judge_parse_retries: int = Field(
         1,
         ge=0,
@@ -212,7 +216,15 @@ class Settings(BaseSettings):
     judge_cache_retry_s: float = Field(
         5.0,
         gt=0,
-        description="After 3 Redis failures in a row, seconds to bypass Redis before trying it again.",
+        description="After `UNIRG_JUDGE_CACHE_BYPASS_AFTER` Redis failures in a row, seconds to bypass "
+        "Redis before trying it again.",
+    )
+    judge_cache_bypass_after: int = Field(
+        3,
+        ge=1,
+        description="Redis failures in a row after which the judge cache bypasses Redis for "
+        "`UNIRG_JUDGE_CACHE_RETRY_S` (a dead Redis then costs a few fast failures, not a timeout per "
+        "request).",
     )
     judge_cache_lru_size: int = Field(
         100_000, ge=0, description="Entries of the in-process LRU used when `UNIRG_REDIS_URL` is unset."

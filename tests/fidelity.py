@@ -18,7 +18,8 @@ import pytest
 import torch
 import transformers
 
-from reward_service.scorers import ScoreItem
+from reward_service.scorers import ScoreItem, ScoreResult, scorer_class
+from reward_service.settings import Settings
 
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
@@ -69,6 +70,22 @@ HAND_WRITTEN = [
     "No pneumothorax.",
     "Unchanged mild pulmonary edema, no radiographic evidence of pneumonia; 50% improved.",
 ]
+
+
+def scorer_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for scoring in-process on the CPU, with an empty model cache and no batching delay."""
+    return Settings(model_cache_dir=tmp_path / "cache", device="cpu", batch_max_wait_ms=0, **overrides)
+
+
+async def score_with(name: str, options: dict, config: Settings, items: list[ScoreItem]) -> list[ScoreResult]:
+    """Load the ``name`` scorer with ``options``, score ``items`` in one batch and close it."""
+    cls = scorer_class(name)
+    scorer = cls(name, cls.Options.model_validate(options), config)
+    await scorer.load()
+    try:
+        return await scorer.score_batch(items, {})
+    finally:
+        await scorer.close()
 
 
 def pairs() -> list[ScoreItem]:

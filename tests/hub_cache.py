@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reward_service.models.random_init import build_bert_encoder, build_chexbert_checkpoint
+from unirg_testing.encoders import build_bert_encoder, build_chexbert_checkpoint
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -24,7 +24,7 @@ def hub_snapshot(cache: Path, repo_id: str) -> Path:
 
 def build_stage1_cache(cache: Path) -> Path:
     """A cache holding every weight of unirg-stage1, as `unirg models fetch` would leave it."""
-    from reward_service.models.random_dygie import build_random_dygie
+    from unirg_testing.dygie import build_random_dygie
 
     # distilroberta-base stand-in: 6 layers so that layer 5 (the ReXrank setting) exists.
     build_bert_encoder(hub_snapshot(cache, "distilroberta-base"), num_layers=6, seed=3)

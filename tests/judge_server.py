@@ -13,9 +13,10 @@ can be derived by hand:
 Faults on demand, per item by magic text in the candidate (removed before comparing):
 ``[[judge:malformed]]`` (an answer without counts), ``[[judge:slow=SECONDS]]``,
 ``[[judge:status=CODE]]`` (e.g. 500 or 429, every time), ``[[judge:fail=N]]`` (HTTP 500 for the first N
-calls with this candidate, then normal answers); or for every call through ``POST /control``
-(``{"status": 500}``, ``{"delay": 0.5}``, ``{"status": null}`` to heal, ``{"reject_response_format":
-true}`` to answer 400 to structured-output requests). ``GET /control/stats`` reports
+calls with this candidate, then normal answers), ``[[judge:busy=N]]`` (the same with 429); or for every
+call through ``POST /control`` (``{"status": 500}``, ``{"delay": 0.5}``, ``{"status": null}`` to heal,
+``{"reject_response_format": true}`` to answer 400 to structured-output requests, ``{"retry_after":
+"2"}`` for the ``Retry-After`` of every 429, ``"0"`` by default). ``GET /control/stats`` reports
 calls, the most calls in flight at once and recent prompts; ``POST /control/reset`` clears them.
 
 Run it alone with ``python tests/judge_server.py --port 8101``; tests use :class:`JudgeServer`.
@@ -37,16 +38,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from waiting import wait_until
 
+from reward_service.taxonomy import TAXONOMY
+
 FENCE = re.compile(r"<<<BEGIN (REFERENCE|CANDIDATE) ([0-9a-f]+)>>>\n(.*?)\n<<<END \1 \2>>>", re.DOTALL)
 DIRECTIVE = re.compile(r"\[\[judge:([a-z]+)(?:=([0-9.]+))?\]\]")
-CATEGORY_NAMES = {
-    "a": "False report of a finding in the candidate",
-    "b": "Missing a finding present in the reference",
-    "c": "Misidentification of a finding's anatomic location/position",
-    "d": "Misassessment of the severity of a finding",
-    "e": "Mentioning a comparison that isn't in the reference",
-    "f": "Omitting a comparison detailing a change from a prior study",
-}
+CATEGORY_NAMES = {category.letter.lower(): category.description for category in TAXONOMY}
 MALFORMED_ANSWER = "The candidate report looks broadly similar to the reference; I cannot give counts."
 
 
@@ -110,6 +106,7 @@ class JudgeState:
         self.status: int | None = None
         self.delay = 0.0
         self.reject_response_format = False
+        self.retry_after = "0"
 
     def reset(self) -> None:
         # Calls still sleeping from before a reset belong to the old generation and do not count.
@@ -120,6 +117,8 @@ class JudgeState:
         self.statuses: Counter[int] = Counter()
         self.failures_left: dict[str, int] = {}
         self.prompts: deque[list[dict[str, str]]] = deque(maxlen=50)
+        #: time.monotonic() at the start of each call (retry waits are the gaps).
+        self.call_times: deque[float] = deque(maxlen=1000)
         #: Auth headers, query string and response_format of the last call.
         self.last_request: dict[str, Any] = {}
 
@@ -146,6 +145,7 @@ def create_judge_app() -> FastAPI:
     async def chat(request: Request) -> JSONResponse:
         body = await request.json()
         state.calls += 1
+        state.call_times.append(time.monotonic())
         generation = state.generation
         state.in_flight[generation] += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight[generation])
@@ -168,13 +168,14 @@ def create_judge_app() -> FastAPI:
             if delay:
                 await asyncio.sleep(delay)
             status = int(directives["status"]) if "status" in directives else state.status
-            if "fail" in directives:
-                left = state.failures_left.setdefault(candidate, int(directives["fail"]))
-                if left > 0:
-                    state.failures_left[candidate] = left - 1
-                    status = 500
+            for directive, failing_status in (("fail", 500), ("busy", 429)):
+                if directive in directives:
+                    left = state.failures_left.setdefault(candidate, int(directives[directive]))
+                    if left > 0:
+                        state.failures_left[candidate] = left - 1
+                        status = failing_status
             if status is not None and status >= 400:
-                headers = {"retry-after": "0"} if status == 429 else None
+                headers = {"retry-after": state.retry_after} if status == 429 else None
                 return reply(status, {"error": {"message": f"injected HTTP {status}"}}, headers)
             if "malformed" in directives or set(reports) != {"reference", "candidate"}:
                 answer = MALFORMED_ANSWER
@@ -214,6 +215,8 @@ def create_judge_app() -> FastAPI:
             state.delay = float(settings["delay"])
         if "reject_response_format" in settings:
             state.reject_response_format = bool(settings["reject_response_format"])
+        if "retry_after" in settings:
+            state.retry_after = str(settings["retry_after"])
         return {"status": state.status, "delay": state.delay}
 
     @app.post("/control/reset")
@@ -222,6 +225,7 @@ def create_judge_app() -> FastAPI:
         state.status = None
         state.delay = 0.0
         state.reject_response_format = False
+        state.retry_after = "0"
         return state.stats()
 
     return app

@@ -79,10 +79,14 @@ def launch_service(
     env: Mapping[str, str] | None = None,
     ready_timeout: float = 120.0,
     wait_ready: bool = True,
+    python: str = sys.executable,
 ) -> ServiceProcess:
-    """Start ``unirg serve`` on a free port; by default wait until ``/readyz`` says ready."""
+    """Start ``unirg serve`` on a free port; by default wait until ``/readyz`` says ready.
+
+    ``python`` is the interpreter whose environment runs the service (another venv's, for tests that
+    run where the service's dependencies are not installed)."""
     port = free_port()
-    command = [sys.executable, "-m", "unirg", "serve", "--port", str(port), "--profile", profile]
+    command = [python, "-m", "unirg", "serve", "--port", str(port), "--profile", profile]
     for extra in extra_profiles:
         command += ["--extra-profile", extra]
     log_path = log_dir / f"service-{port}.log"

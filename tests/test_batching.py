@@ -204,6 +204,55 @@ async def test_work_of_cancelled_callers_is_dropped() -> None:
     await batcher.close()
 
 
+class HeldBehind:
+    """``process`` whose batch holding "s" waits at a gate; the budget puts "s" and a long item in
+    separate batches taken from the queue together, so the long one waits while "s" runs."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.batches: list[list[str]] = []
+
+    def __call__(self, items: list[str]) -> list[object]:
+        self.batches.append(list(items))
+        if "s" in items:
+            self.started.set()
+            assert self.gate.wait(10)
+        return [item.upper() for item in items]
+
+    async def start(self, batcher: DynamicBatcher) -> tuple[asyncio.Task, asyncio.Task]:
+        held = asyncio.create_task(batcher.submit("s"))
+        behind = asyncio.create_task(batcher.submit("long-item"))  # queued in the same loop turn
+        await asyncio.to_thread(self.started.wait, 10)
+        return held, behind
+
+
+async def test_an_item_dropped_behind_a_running_batch_can_be_submitted_again() -> None:
+    process = HeldBehind()
+    batcher = DynamicBatcher("t-dropped", process, cost=len, max_wait_ms=0, token_budget=5)
+    held, behind = await process.start(batcher)
+    behind.cancel()  # its caller goes away while the batch ahead of it runs
+    process.gate.set()
+    assert await held == "S"
+    await asyncio.sleep(0.05)  # the worker reaches the dropped item's batch and skips it
+    assert await asyncio.wait_for(batcher.submit("long-item"), 10) == "LONG-ITEM"
+    assert process.batches == [["s"], ["long-item"]]
+    await batcher.close()
+
+
+async def test_close_fails_items_taken_for_a_batch_that_had_not_started() -> None:
+    process = HeldBehind()
+    batcher = DynamicBatcher("t-close-taken", process, cost=len, max_wait_ms=0, token_budget=5)
+    held, behind = await process.start(batcher)
+    closing = asyncio.create_task(batcher.close())
+    await asyncio.sleep(0)
+    process.gate.set()
+    await closing
+    for caller in (held, behind):
+        with pytest.raises(BatcherClosedError):
+            await asyncio.wait_for(caller, 10)
+
+
 async def test_batcher_from_settings_uses_the_batch_settings() -> None:
     settings = Settings(batch_token_budget=99, batch_max_wait_ms=0, batch_window=7, batch_queue_size=5)
     batcher = batcher_from_settings("t-settings", Recorder(), len, settings)
@@ -226,20 +275,17 @@ def test_reference_cache_is_a_bounded_lru_per_model() -> None:
     assert disabled.get("m", "t") is None
 
 
-async def test_reference_cache_get_or_compute_counts_hits() -> None:
-    cache: ReferenceCache[int] = ReferenceCache("t-cache-compute", max_entries=8)
-    calls = 0
-
-    async def compute() -> int:
-        nonlocal calls
-        calls += 1
-        return 42
-
-    hits = metrics.CACHE_HITS.labels(cache="t-cache-compute")
-    before = hits._value.get()
-    assert [await cache.get_or_compute("m", "same text", compute) for _ in range(3)] == [42, 42, 42]
-    assert calls == 1
-    assert hits._value.get() == before + 2
+def test_reference_cache_counts_hits_and_misses() -> None:
+    cache: ReferenceCache[int] = ReferenceCache("t-cache-metrics", max_entries=8)
+    hits, misses = (
+        counter.labels(cache="t-cache-metrics") for counter in (metrics.CACHE_HITS, metrics.CACHE_MISSES)
+    )
+    before = hits._value.get(), misses._value.get()
+    assert cache.get("m", "same text") is None
+    cache.put("m", "same text", 42)
+    assert [cache.get("m", "same text") for _ in range(2)] == [42, 42]
+    assert (hits._value.get(), misses._value.get()) == (before[0] + 2, before[1] + 1)
+    assert metrics.CACHE_ENTRIES.labels(cache="t-cache-metrics")._value.get() == 1
 
 
 async def test_bucketed_batches_hold_one_padded_length_each() -> None:

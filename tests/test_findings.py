@@ -138,3 +138,39 @@ def test_hard_line_breaks_and_runs_of_spaces_stay_inside_a_sentence() -> None:
     ]
     # A blank line still ends a sentence.
     assert normalize_report("No effusion\n\nPneumothorax.").count("\n") == 1
+
+
+# Reports that a sentence-at-a-time reading could get wrong if a rule reached across a sentence end.
+ACROSS_SENTENCES = [
+    "pleural\n\neffusion is seen. no pneumothorax.",
+    "tube tip 3\n\ncm above the carina. left lower lobe opacity.",
+    "no focal consolidation. left effusion. right pneumothorax is not seen.",
+    "heart is enlarged.\n\nno edema. small left pleural effusion measuring 2.5 x 1.8 cm.",
+    "Findings: stable cardiomegaly.   Lungs are clear.\nImpression: no change.",
+    "opacity in the\n\nleft base. atelectasis versus pneumonia. compared with the prior study, improved.",
+]
+
+
+def _read_whole_then_by_sentence(text: str) -> tuple[findings.ReportFindings, findings.ReportFindings]:
+    from reward_service.text import clear_report_caches
+
+    clear_report_caches()
+    whole = extract_findings(text)  # no sentence seen before: read whole
+    extract_findings.cache_clear()  # forget the report, keep its sentences
+    by_sentence = extract_findings(text)
+    return whole, by_sentence
+
+
+@pytest.mark.parametrize("text", ACROSS_SENTENCES)
+def test_a_report_read_by_sentence_equals_it_read_whole(text: str) -> None:
+    whole, by_sentence = _read_whole_then_by_sentence(text)
+    assert findings._SENTENCES.analyses, "the second reading did not go sentence by sentence"
+    assert by_sentence == whole
+
+
+def test_real_reports_read_by_sentence_equal_them_read_whole(shared_reports: dict[str, dict]) -> None:
+    reports = [s["report"] for s in shared_reports.values()]
+    variants = [r.replace(". ", ".\n") for r in reports[:100]] + [r.upper() for r in reports[100:150]]
+    for text in reports + variants:
+        whole, by_sentence = _read_whole_then_by_sentence(text)
+        assert by_sentence == whole, text

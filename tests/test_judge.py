@@ -17,7 +17,6 @@ from reward_service.judge import (
     ErrorCounts,
     JudgeParseError,
     LruVerdictCache,
-    SingleFlight,
     build_prompt,
     cache_key,
     detect_injection,
@@ -303,48 +302,6 @@ async def test_lru_cache_evicts_least_recent() -> None:
     assert await cache.get_many(["a", "b", "c"]) == {"a": {"v": 1}, "c": {"v": 3}}
 
 
-async def test_single_flight_computes_each_key_once() -> None:
-    flight: SingleFlight[str] = SingleFlight()
-    computed: list[str] = []
-    gate = asyncio.Event()
-
-    async def compute(owned: list[str], settle) -> None:
-        computed.extend(owned)
-        await gate.wait()
-        for key in owned:
-            settle(key, key.upper())
-
-    first = asyncio.create_task(flight.run(["x", "y", "x"], compute))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(flight.run(["y", "z"], compute))
-    await asyncio.sleep(0)
-    gate.set()
-    assert await first == {"x": "X", "y": "Y"}
-    assert await second == {"y": "Y", "z": "Z"}
-    assert sorted(computed) == ["x", "y", "z"]
-    assert len(flight) == 0
-
-
-async def test_single_flight_waiter_takes_over_when_owner_is_cancelled() -> None:
-    flight: SingleFlight[str] = SingleFlight()
-    started = asyncio.Event()
-
-    async def hang(owned: list[str], settle) -> None:
-        started.set()
-        await asyncio.Event().wait()
-
-    async def quick(owned: list[str], settle) -> None:
-        for key in owned:
-            settle(key, "done")
-
-    owner = asyncio.create_task(flight.run(["k"], hang))
-    await started.wait()
-    waiter = asyncio.create_task(flight.run(["k"], quick))
-    await asyncio.sleep(0)
-    owner.cancel()
-    assert await waiter == {"k": "done"}
-
-
 def test_options_reject_green_score_without_green_style() -> None:
     with pytest.raises(ValueError, match="matched findings"):
         JudgeOptions(style="chexprompt", score="green")
@@ -358,7 +315,7 @@ def test_options_reject_green_score_without_green_style() -> None:
 @pytest.fixture(scope="module")
 def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight Qwen2 whose word vocabulary covers the judge prompt (so it sees real tokens)."""
-    from trainer.tiny_models import save_tiny_qwen2
+    from unirg_testing.qwen2 import save_tiny_qwen2
 
     prompt = build_prompt("chexprompt", REFERENCE, BENIGN, max_chars=6000)
     corpus = [m["content"] for m in prompt.messages]

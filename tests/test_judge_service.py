@@ -9,11 +9,15 @@ candidate a missing finding (B), and a sentence with the word "minor" is clinica
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -459,3 +463,41 @@ def test_shipped_judge_profile_penalizes_a_disguised_injection(
     assert {"ignore_instructions", "score_request", "obfuscated"} <= set(details["injection"])
     assert details["injection_penalty"] == 0.5
     assert attacked["components"]["judge"]["score"] == pytest.approx(0.5 - 0.5)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "backoff_max_s", "at_least_s"),
+    [
+        ("1", 30.0, 1.0),  # delta-seconds
+        ("http-date", 30.0, 1.5),  # an HTTP-date 3 s ahead (whole seconds, so at least 2 s from now)
+        ("3600", 0.5, 0.5),  # more than the judge may wait: cut to UNIRG_JUDGE_BACKOFF_MAX_S
+    ],
+)
+async def test_judge_backend_waits_the_retry_after_of_a_429(
+    judge: JudgeServer, retry_after: str, backoff_max_s: float, at_least_s: float
+) -> None:
+    from reward_service.judge import OpenAIChatBackend, build_prompt
+    from reward_service.settings import Settings
+
+    if retry_after == "http-date":
+        retry_after = formatdate(time.time() + 3, usegmt=True)
+    httpx.post(judge.base_url.removesuffix("/v1") + "/control", json={"retry_after": retry_after})
+    # The jittered backoff alone stays under 2 ms: a longer gap between the calls is the Retry-After.
+    settings = Settings(
+        _env_file=None,
+        judge_base_url=judge.base_url,
+        judge_model="test-judge",
+        judge_backoff_initial_s=0.001,
+        judge_backoff_max_s=backoff_max_s,
+    )
+    backend = OpenAIChatBackend(settings)
+    await backend.load()
+    try:
+        prompt = build_prompt("chexprompt", REFERENCE, CANDIDATE + " [[judge:busy=1]]", max_chars=6000)
+        answer = await asyncio.wait_for(backend.complete(prompt), timeout=60)
+    finally:
+        await backend.close()
+    assert json.loads(answer)["clinically_significant"]["A"] == 1
+    assert dict(judge.state.statuses) == {429: 1, 200: 1}
+    first, second = judge.state.call_times
+    assert second - first >= at_least_s

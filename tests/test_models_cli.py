@@ -70,6 +70,8 @@ def test_fetch_keeps_present_weights_and_local_paths(model_cache: Path, tmp_path
 def test_unknown_profile_is_a_usage_error(tmp_path: Path) -> None:
     result = unirg("models", "check", "-p", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "no profile" in result.stdout
+    unknown = unirg("models", "check", "--radgraph", "radgraph-xxl", "-p", "default")
+    assert unknown.returncode == 2 and "radgraph-xl" in unknown.stdout and "Traceback" not in unknown.stderr
 
 
 def test_service_serves_unirg_stage1_from_the_cache(model_cache: Path, start_service) -> None:

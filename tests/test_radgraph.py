@@ -1,6 +1,6 @@
 """RadGraph F1: our batched DyGIE path against the ``radgraph`` package on the same model.
 
-The model is a tiny random-weight DyGIE built at test time (reward_service.models.random_dygie) and
+The model is a tiny random-weight DyGIE built at test time (unirg_testing.dygie) and
 loaded by the package's own loader. Its annotations are meaningless, but the package's one-report
 path (``radgraph.RadGraph``, ``radgraph.F1RadGraph``) and our batched path must agree exactly.
 """
@@ -17,14 +17,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fidelity import HAND_WRITTEN, annotate_with_package, grpo_items, radgraph_package_context
+from fidelity import (
+    HAND_WRITTEN,
+    annotate_with_package,
+    grpo_items,
+    radgraph_package_context,
+    score_with,
+    scorer_settings,
+)
 
 from reward_service.models.hub import MissingWeightsError
 from reward_service.models.radgraph import BatchedRadGraph, pair_chunks
-from reward_service.models.random_dygie import build_random_dygie
 from reward_service.scorers import ScoreItem, ScoreResult, scorer_class
 from reward_service.scorers.radgraph import radgraph_scores
-from reward_service.settings import Settings
+from unirg_testing.dygie import build_random_dygie
 
 radgraph = pytest.importorskip("radgraph")
 
@@ -52,20 +58,6 @@ def shared_texts(shared_reports: dict[str, dict], count: int) -> list[str]:
     return [study["report"] for study in list(shared_reports.values())[:count]]
 
 
-def settings(tmp_path: Path) -> Settings:
-    return Settings(model_cache_dir=tmp_path / "cache", device="cpu", batch_max_wait_ms=0)
-
-
-async def score_with(options: dict, config: Settings, items: list[ScoreItem]) -> list[ScoreResult]:
-    cls = scorer_class("radgraph")
-    scorer = cls("radgraph", cls.Options.model_validate(options), config)
-    await scorer.load()
-    try:
-        return await scorer.score_batch(items, {})
-    finally:
-        await scorer.close()
-
-
 def test_tiny_model_loads_through_the_package_loader(package: radgraph.RadGraph) -> None:
     annotation = package(["Mild cardiomegaly. Small left pleural effusion with adjacent atelectasis."])["0"]
     assert annotation["text"].startswith("Mild cardiomegaly .")
@@ -77,8 +69,12 @@ def test_batched_annotations_equal_the_package(package: radgraph.RadGraph, batch
     reports = [*HAND_WRITTEN, "", "Heart size normal. " * 40]
     expected = annotate_with_package(package, reports)
     assert batched.annotate(reports) == expected
-    # The random model must produce graphs with relations for the comparison to mean anything.
+    # The random model must produce graphs with relations for the comparison to mean anything...
     assert sum(len(e["relations"]) for a in expected for e in a["entities"].values()) > 0
+    # ...with every entity label, and graphs whose size differs from report to report.
+    labels = {entity["label"] for a in expected for entity in a["entities"].values()}
+    assert labels == {"ANAT-DP", "OBS-DP", "OBS-DA", "OBS-U"}
+    assert len({len(a["entities"]) for a in expected}) >= 4
 
 
 def test_batched_annotations_equal_the_package_on_shared_reports(
@@ -159,7 +155,7 @@ def assert_equal_to_f1radgraph(model_dir: Path, items: list[ScoreItem], results:
 
 async def test_scores_equal_f1radgraph(model_dir: Path, tmp_path: Path) -> None:
     items = grpo_items(HAND_WRITTEN)
-    results = await score_with({"model_dir": str(model_dir)}, settings(tmp_path), items)
+    results = await score_with("radgraph", {"model_dir": str(model_dir)}, scorer_settings(tmp_path), items)
     assert_equal_to_f1radgraph(model_dir, items, results)
     by_id = {item.id: result for item, result in zip(items, results, strict=True)}
     assert by_id["blank"].score == 0.0 and by_id["empty-c"].score == 0.0
@@ -171,11 +167,11 @@ async def test_scores_equal_f1radgraph_on_shared_reports(
 ) -> None:
     items = grpo_items(shared_texts(shared_reports, 12))
     results = await score_with(
-        {"model_dir": str(model_dir), "reward_level": "partial"}, settings(tmp_path), items
+        "radgraph", {"model_dir": str(model_dir), "reward_level": "partial"}, scorer_settings(tmp_path), items
     )
     for result in results:
         assert result.error is None and result.score == result.details["partial"]
-    rexrank = await score_with({"model_dir": str(model_dir)}, settings(tmp_path), items)
+    rexrank = await score_with("radgraph", {"model_dir": str(model_dir)}, scorer_settings(tmp_path), items)
     assert_equal_to_f1radgraph(model_dir, items, rexrank)
 
 
@@ -183,7 +179,7 @@ async def test_concurrent_calls_equal_one_call_and_return_graphs(model_dir: Path
     items = grpo_items(HAND_WRITTEN)
     cls = scorer_class("radgraph")
     options = cls.Options.model_validate({"model_dir": str(model_dir), "return_graphs": True})
-    scorer = cls("radgraph", options, settings(tmp_path))
+    scorer = cls("radgraph", options, scorer_settings(tmp_path))
     await scorer.load()
     try:
         whole = await scorer.score_batch(items, {})
@@ -202,20 +198,19 @@ async def test_concurrent_calls_equal_one_call_and_return_graphs(model_dir: Path
 
 
 async def test_a_failing_report_fails_only_its_items(model_dir: Path, tmp_path: Path) -> None:
-    from reward_service.scorers.radgraph import load_radgraph
-
-    config = settings(tmp_path)
-    key, loaded = await load_radgraph("radgraph", model_dir, config)
-    from reward_service.models.registry import MODELS
-
+    cls = scorer_class("radgraph")
+    scorer = cls(
+        "radgraph", cls.Options.model_validate({"model_dir": str(model_dir)}), scorer_settings(tmp_path)
+    )
+    await scorer.load()
     try:
         # A whitespace-only report makes the package's data reader raise; submitted with others in one
         # batch, only that report fails (the scorer itself scores blank reports as 0 before this point).
-        references, candidates = await loaded.encoder.encode(
+        references, candidates = await scorer.model.encoder.encode(
             HAND_WRITTEN[:3], [HAND_WRITTEN[3], " \t ", HAND_WRITTEN[4]]
         )
     finally:
-        await MODELS.release(key)
+        await scorer.close()
     assert not any(isinstance(r, BaseException) for r in references)
     assert isinstance(candidates[1], AssertionError)
     assert not isinstance(candidates[0], BaseException) and not isinstance(candidates[2], BaseException)
@@ -226,17 +221,19 @@ async def test_missing_weights_name_the_file_and_the_fetch_command(model_dir: Pa
     incomplete.mkdir(parents=True)
     (incomplete / "config.json").write_text((model_dir / "radgraph" / "config.json").read_text())
     with pytest.raises(MissingWeightsError) as raised:
-        await score_with({"model_dir": str(tmp_path / "models")}, settings(tmp_path), [])
+        await score_with("radgraph", {"model_dir": str(tmp_path / "models")}, scorer_settings(tmp_path), [])
     message = str(raised.value)
     assert "weights.th" in message and "vocabulary" in message and "unirg models fetch" in message
     # The default location is <model_cache_dir>/radgraph/<model_type>.
     with pytest.raises(MissingWeightsError, match="radgraph-xl"):
-        await score_with({"model_type": "radgraph-xl"}, settings(tmp_path), [])
+        await score_with("radgraph", {"model_type": "radgraph-xl"}, scorer_settings(tmp_path), [])
 
 
 async def test_fingerprint_hashes_the_weights(model_dir: Path, tmp_path: Path) -> None:
     cls = scorer_class("radgraph")
-    scorer = cls("radgraph", cls.Options.model_validate({"model_dir": str(model_dir)}), settings(tmp_path))
+    scorer = cls(
+        "radgraph", cls.Options.model_validate({"model_dir": str(model_dir)}), scorer_settings(tmp_path)
+    )
     await scorer.load()
     try:
         fingerprint = scorer.fingerprint()
@@ -253,7 +250,7 @@ async def test_fingerprint_hashes_the_weights(model_dir: Path, tmp_path: Path) -
 async def test_encoder_named_by_hub_id_loads_from_the_service_cache(model_dir: Path, tmp_path: Path) -> None:
     # The published archives name their encoder by hub id; the service must find its config and tokenizer
     # in <model_cache_dir>/hub (where `unirg models fetch` puts them), not in the default HF cache.
-    config = settings(tmp_path)
+    config = scorer_settings(tmp_path)
     commit = "0" * 40
     repo = config.model_cache_dir / "hub" / "models--unirg-test--tiny-radgraph-encoder"
     shutil.copytree(model_dir / "radgraph" / "encoder", repo / "snapshots" / commit)
@@ -270,13 +267,13 @@ async def test_encoder_named_by_hub_id_loads_from_the_service_cache(model_dir: P
 
     items = grpo_items(HAND_WRITTEN)[:12]
     before = set(Path(tempfile.gettempdir()).glob("unirg-radgraph-*"))
-    results = await score_with({"model_dir": str(published.parent)}, config, items)
+    results = await score_with("radgraph", {"model_dir": str(published.parent)}, config, items)
     assert_equal_to_f1radgraph(model_dir, items, results)
     assert set(Path(tempfile.gettempdir()).glob("unirg-radgraph-*")) <= before  # removed on close
 
     shutil.rmtree(repo)
     with pytest.raises(MissingWeightsError, match="unirg-test/tiny-radgraph-encoder"):
-        await score_with({"model_dir": str(published.parent)}, config, items)
+        await score_with("radgraph", {"model_dir": str(published.parent)}, config, items)
 
 
 def test_service_scores_equal_f1radgraph(model_dir: Path, tmp_path: Path, start_service) -> None:

@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from trainer.config import ConfigError, load_config
 from trainer.data import DataError, build_dataset, load_studies, parse_context, reference_report
-from trainer.tiny_models import build_word_tokenizer, save_tiny_qwen2, save_tiny_qwen2_vl
 from trainer.toy_data import toy_corpus, write_toy_dataset
+from unirg_testing.qwen2 import build_word_tokenizer, save_tiny_qwen2, save_tiny_qwen2_vl
 
 pytest.importorskip("trl")
 

@@ -1,7 +1,8 @@
 """The verl adapter (``clients.verl``) against the service, called the way verl calls it.
 
 The adapter takes a URL: a loopback relay (tests/flaky_server.py) passes its requests to the service's
-app in this process."""
+app in this process. tests/verl_loop/ runs it inside verl's own Reward Loop, in verl's environment
+(``make test-verl``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import functools
 import inspect
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,6 +132,9 @@ def test_unscored_items_are_filled_from_their_group_never_zero(
         compute_score("iu_xray", OVERSIZE, REFERENCE_A, None, base_url=base_url)
     explicit = compute_score("iu_xray", OVERSIZE, REFERENCE_A, None, base_url=base_url, unscored_score=-1.0)
     assert explicit["score"] == -1.0 and explicit["unscored"] == 1.0
+    # verl stacks every key over the batch: an unscored sample has the keys of a scored one (NaN).
+    assert set(explicit) == set(results[0])
+    assert math.isnan(explicit["clinical_errors"])
 
 
 def reward_loop_function(raw_fn: Any, **reward_kwargs: Any) -> Any:
@@ -184,4 +189,6 @@ async def test_async_compute_score_never_turns_a_missing_reward_into_zero(
     stand_in = reward_loop_function(compute_score_async, base_url=url, unscored_score=-1.0)
     missing, scored = await reward_loop_worker(stand_in, samples)
     assert (missing["score"], missing["unscored"]) == (-1.0, 1.0)
+    assert set(missing) == set(scored)  # the keys verl stacks over the batch, NaN where unscored
+    assert all(math.isnan(missing[key]) for key in set(missing) - {"score", "unscored"})
     assert scored["unscored"] == 0.0 and scored["score"] > 0

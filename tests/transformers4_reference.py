@@ -28,8 +28,8 @@ BASELINE = "LAYER,P,R,F\n0,0.1,0.2,0.3\n1,0.6,0.55,0.58\n2,0.7,0.65,0.68\n"
 
 
 def build_models(out: Path) -> dict[str, str]:
-    from reward_service.models.random_dygie import build_random_dygie
-    from reward_service.models.random_init import (
+    from unirg_testing.dygie import build_random_dygie
+    from unirg_testing.encoders import (
         build_bert_encoder,
         build_chexbert_checkpoint,
         build_roberta_encoder,

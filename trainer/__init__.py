@@ -2,6 +2,7 @@
 
 Modules: ``config`` (YAML -> UniRG options + TRL config), ``data`` (ReXrank JSON / JSONL -> prompts and
 TRL datasets), ``models`` (policy and processor loading), ``run`` (build and run a stage), ``cli``
-(the command), ``tiny_models`` and ``toy_data`` (tiny models and a toy task for tests and the example).
+(the command) and ``toy_data`` (a toy task for tests and the example; its tiny models are built by
+``unirg_testing.qwen2`` at the repository root).
 Nothing is imported here, so ``unirg`` commands that do not train never load TRL or torch.
 """

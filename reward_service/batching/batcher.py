@@ -14,7 +14,9 @@ is an exception fails alone. If ``process`` raises for the whole batch, the batc
 one by one, so only the item that really fails gets the error.
 
 Identical items (same ``key``) that are queued or running at the same time are computed once and
-every submitter gets the result (single flight).
+every submitter gets the result (single flight, :class:`unirg.common.single_flight.SingleFlight`:
+each submitter has a future of its own, settled on the event loop when the worker thread hands the
+batch's outcomes back; the thread never touches them).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from reward_service import metrics
 from reward_service.errors import Overloaded
+from unirg.common.single_flight import SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -67,24 +70,12 @@ class BatcherClosedError(BatcherError):
 
 
 @dataclass(eq=False, slots=True)
-class _Entry(Generic[ItemT, ResultT]):
+class _Entry(Generic[ItemT]):
+    """A distinct item in the queue or the running batch; its submitters wait in the batcher's flights."""
+
     item: ItemT
     key: Hashable
     cost: int
-    waiters: list[asyncio.Future[ResultT]] = field(default_factory=list)
-
-    def live(self) -> bool:
-        """Whether anyone still waits for this item (a disconnected client's work is dropped)."""
-        return any(not waiter.done() for waiter in self.waiters)
-
-    def resolve(self, outcome: ResultT | BaseException) -> None:
-        for waiter in self.waiters:
-            if waiter.done():
-                continue
-            if isinstance(outcome, BaseException):
-                waiter.set_exception(outcome)
-            else:
-                waiter.set_result(outcome)
 
 
 def padded_length(length: int, multiple: int) -> int:
@@ -148,8 +139,9 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self.max_wait = max_wait_ms / 1000.0
         self.window = window
         self.queue_size = queue_size
-        self._queue: deque[_Entry[ItemT, ResultT]] = deque()
-        self._by_key: dict[Hashable, _Entry[ItemT, ResultT]] = {}
+        self._queue: deque[_Entry[ItemT]] = deque()
+        # The submitters of every distinct item queued or running, by key.
+        self._flights: SingleFlight[Hashable, ResultT] = SingleFlight()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -182,21 +174,16 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         if self._closed:
             raise BatcherClosedError(f"batcher {self.name!r} is closed")
         keys = [self._key(item) for item in items]
-        new = len({k for k in keys if k not in self._by_key})
+        new = len({k for k in keys if k not in self._flights})
         free = self.queue_size - len(self._queue)
         if new > free:
             metrics.BATCHER_REJECTED.labels(model=self.name).inc(len(items))
             raise QueueFullError(self.name, new, max(free, 0), self.queue_size)
-        assert self._loop is not None
         waiters: list[asyncio.Future[ResultT]] = []
         for item, item_key in zip(items, keys, strict=True):
-            entry = self._by_key.get(item_key)
-            if entry is None:
-                entry = _Entry(item, item_key, max(1, int(self._cost(item))))
-                self._by_key[item_key] = entry
-                self._queue.append(entry)
-            waiter: asyncio.Future[ResultT] = self._loop.create_future()
-            entry.waiters.append(waiter)
+            waiter, first = self._flights.join(item_key)
+            if first:
+                self._queue.append(_Entry(item, item_key, max(1, int(self._cost(item)))))
             waiters.append(waiter)
         metrics.BATCHER_QUEUE_DEPTH.labels(model=self.name).set(len(self._queue))
         assert self._wakeup is not None
@@ -229,23 +216,23 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             for batch in self._next_batches():
                 await self._run_batch(batch)
 
-    def _next_batches(self) -> list[list[_Entry[ItemT, ResultT]]]:
+    def _next_batches(self) -> list[list[_Entry[ItemT]]]:
         """Take up to ``window`` live entries, sort them by cost and cut them under the budget."""
-        taken: list[_Entry[ItemT, ResultT]] = []
+        taken: list[_Entry[ItemT]] = []
         while self._queue and len(taken) < self.window:
             entry = self._queue.popleft()
-            if entry.live():
+            if self._flights.live(entry.key):
                 taken.append(entry)
             else:
-                self._by_key.pop(entry.key, None)
+                self._drop(entry)
         metrics.BATCHER_QUEUE_DEPTH.labels(model=self.name).set(len(self._queue))
         taken.sort(key=lambda entry: entry.cost)
-        groups: dict[Hashable, list[_Entry[ItemT, ResultT]]] = {}
+        groups: dict[Hashable, list[_Entry[ItemT]]] = {}
         for entry in taken:
             groups.setdefault(None if self._bucket is None else self._bucket(entry.item), []).append(entry)
-        batches: list[list[_Entry[ItemT, ResultT]]] = []
+        batches: list[list[_Entry[ItemT]]] = []
         for group in groups.values():
-            current: list[_Entry[ItemT, ResultT]] = []
+            current: list[_Entry[ItemT]] = []
             for entry in group:
                 # Sorted ascending, so this entry's cost is the padded length of the batch it joins.
                 if current and (len(current) + 1) * entry.cost > self.token_budget:
@@ -255,9 +242,15 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             batches.append(current)
         return batches
 
-    async def _run_batch(self, batch: list[_Entry[ItemT, ResultT]]) -> None:
+    async def _run_batch(self, batch: list[_Entry[ItemT]]) -> None:
         assert self._loop is not None
-        batch = [entry for entry in batch if entry.live()]
+        live = []
+        for entry in batch:  # submitters of a later batch may have gone while an earlier one ran
+            if self._flights.live(entry.key):
+                live.append(entry)
+            else:
+                self._drop(entry)
+        batch = live
         if not batch:
             return
         items = [entry.item for entry in batch]
@@ -274,13 +267,13 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         metrics.BATCH_SECONDS.labels(model=self.name).observe(time.perf_counter() - started)
         self._finish(batch, outcomes)
 
-    def _finish(
-        self, batch: list[_Entry[ItemT, ResultT]], outcomes: Sequence[ResultT | BaseException]
-    ) -> None:
+    def _finish(self, batch: list[_Entry[ItemT]], outcomes: Sequence[ResultT | BaseException]) -> None:
         for entry, outcome in zip(batch, outcomes, strict=True):
-            if self._by_key.get(entry.key) is entry:
-                del self._by_key[entry.key]
-            entry.resolve(outcome)
+            self._flights.settle(entry.key, outcome)
+
+    def _drop(self, entry: _Entry[ItemT]) -> None:
+        """Forget an entry nobody waits for any more; the next submission of its item queues it anew."""
+        self._flights.settle(entry.key, asyncio.CancelledError())
 
     def _process_isolated(self, items: list[ItemT]) -> list[ResultT | BaseException]:
         """Run ``process`` on the batch; if it raises as a whole, retry each item alone."""
@@ -312,12 +305,12 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             return
         self._closed = True
         error = BatcherClosedError(f"batcher {self.name!r} closed before the item was computed")
-        while self._queue:
-            self._queue.popleft().resolve(error)
-        self._by_key.clear()
+        self._queue.clear()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        # Queued items, and those taken for a batch that had not started when the worker stopped.
+        self._flights.settle_all(error)
         await asyncio.to_thread(self._executor.shutdown, wait=True)
         metrics.BATCHER_QUEUE_DEPTH.labels(model=self.name).set(0)

@@ -15,7 +15,6 @@ from reward_service.judge.backends import (
 from reward_service.judge.cache import (
     LruVerdictCache,
     RedisVerdictCache,
-    SingleFlight,
     build_cache,
     cache_key,
 )
@@ -36,7 +35,6 @@ __all__ = [
     "LruVerdictCache",
     "OpenAIChatBackend",
     "RedisVerdictCache",
-    "SingleFlight",
     "TransformersBackend",
     "build_backend",
     "build_cache",

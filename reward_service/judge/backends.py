@@ -6,7 +6,8 @@ OpenAI, Azure OpenAI) over one pooled ``httpx.AsyncClient``:
 * at most ``judge_concurrency`` calls in flight (a semaphore held only during the HTTP call, not
   during backoff);
 * retries with jittered exponential backoff (``tenacity``) on transport errors, 408, 429 and 5xx,
-  honouring ``Retry-After``;
+  waiting at least the ``Retry-After`` of a 429 or 5xx (seconds or an HTTP-date), up to
+  ``judge_backoff_max_s``;
 * a circuit breaker around each attempt, so a dead judge fails fast and is retried after
   ``judge_breaker_reset_s``; a 429 does not count as a failure (the judge is alive, only busy);
 * structured output (``response_format``) where the style has a JSON schema, dropped for good the
@@ -33,6 +34,7 @@ from reward_service.judge.breaker import CircuitBreaker, CircuitOpenError
 from reward_service.judge.prompts import JudgePrompt
 from reward_service.redaction import redact_text, redact_url
 from reward_service.settings import Settings
+from unirg.common.retry_after import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +48,16 @@ class JudgeConfigError(JudgeError):
 
 
 class _RetryableError(JudgeError):
-    """Worth another attempt: transport error, 408, 429 or 5xx."""
+    """Worth another attempt: transport error, 408, 429 or 5xx; ``retry_after`` is the wait the
+    endpoint asked for (its ``Retry-After``, already bounded), if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class _RateLimitedError(_RetryableError):
-    def __init__(self, message: str, retry_after: float | None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    """A 429: the judge is alive but busy (not a breaker failure)."""
 
 
 class _StructuredOutputRejectedError(JudgeError):
@@ -108,14 +113,6 @@ _STRUCTURED_WORDS = ("response_format", "json", "schema", "guided", "grammar", "
 
 #: GREEN's chat template reads ``from``/``value`` (human/gpt) instead of ``role``/``content``.
 _GREEN_ROLES = {"user": "human", "assistant": "gpt", "system": "system"}
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: rare for LLM endpoints; fall back to the backoff
 
 
 class OpenAIChatBackend(JudgeBackend):
@@ -176,9 +173,12 @@ class OpenAIChatBackend(JudgeBackend):
             multiplier=self.settings.judge_backoff_initial_s, max=self.settings.judge_backoff_max_s
         )(state)
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _RateLimitedError) and error.retry_after is not None:
-            return min(max(backoff, error.retry_after), self.settings.judge_backoff_max_s)
+        if isinstance(error, _RetryableError) and error.retry_after is not None:
+            return max(backoff, error.retry_after)  # at least what the endpoint asked; both within the max
         return backoff
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        return parse_retry_after(response.headers.get("retry-after"), max_s=self.settings.judge_backoff_max_s)
 
     async def complete(self, prompt: JudgePrompt) -> str:
         retrying = AsyncRetrying(
@@ -249,11 +249,13 @@ class OpenAIChatBackend(JudgeBackend):
         detail = response.text[:300]
         if status == 429:
             metrics.JUDGE_CALLS.labels(outcome="rate_limited").inc()
-            raise _RateLimitedError(f"judge rate-limited the call (429): {detail}", _retry_after(response))
+            raise _RateLimitedError(
+                f"judge rate-limited the call (429): {detail}", self._retry_after(response)
+            )
         if status >= 500 or status == 408:
             metrics.JUDGE_CALLS.labels(outcome="server_error").inc()
             self.last_error = f"HTTP {status}: {detail}"
-            raise _RetryableError(f"judge answered HTTP {status}: {detail}")
+            raise _RetryableError(f"judge answered HTTP {status}: {detail}", self._retry_after(response))
         if status in (400, 422) and structured and any(word in detail.lower() for word in _STRUCTURED_WORDS):
             logger.warning(
                 "judge endpoint rejected response_format (HTTP %s); asking without it from now on", status

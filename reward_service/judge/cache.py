@@ -8,10 +8,13 @@ judge call is the slowest and costliest part of the reward, so verdicts are cach
 * **Value**: JSON, with a TTL.
 * **Fail open**: a Redis that is down or slower than ``judge_cache_timeout_s`` turns lookups into
   misses and writes into no-ops, counted in ``unirg_judge_cache_errors_total`` and shown in
-  ``/readyz``; it is never an error to the caller. After 3 failures in a row Redis is bypassed
-  for ``judge_cache_retry_s`` (a circuit breaker) so a dead Redis does not add a connect timeout
-  to every request, then tried again. Reads are one ``MGET`` and writes one pipeline per batch.
-* **Single flight**: identical requests in flight at once share one judge call (:class:`SingleFlight`).
+  ``/readyz``; it is never an error to the caller. After ``judge_cache_bypass_after`` failures in a
+  row Redis is bypassed for ``judge_cache_retry_s`` (a circuit breaker) so a dead Redis does not add
+  a connect timeout to every request, then tried again. A few failures in a row rather than one, so
+  that a single slow reply does not switch the cache off. Reads are one ``MGET`` and writes one
+  pipeline per batch.
+* **Single flight**: identical requests in flight at once share one judge call
+  (:class:`unirg.common.single_flight.SingleFlight`, in :class:`reward_service.judge.verdicts.Judge`).
 """
 
 from __future__ import annotations
@@ -21,16 +24,15 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from reward_service import metrics
 from reward_service.judge.breaker import CircuitBreaker, CircuitOpenError
 from reward_service.redaction import redact_text, redact_url
 from reward_service.settings import Settings
+from unirg.common.lru import LRU
 
 logger = logging.getLogger(__name__)
 
@@ -73,42 +75,22 @@ class LruVerdictCache(VerdictCache):
     kind = "memory"
 
     def __init__(self, max_entries: int, ttl_s: float) -> None:
-        self._max_entries = max_entries
-        self._ttl_s = ttl_s
-        self._entries: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._entries: LRU[str, dict[str, Any]] = LRU(max_entries, ttl_s=ttl_s)
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        now = time.monotonic()
         found = {}
         for key in keys:
-            entry = self._entries.get(key)
-            if entry is None:
-                continue
-            expires_at, value = entry
-            if expires_at < now:
-                del self._entries[key]
-                continue
-            self._entries.move_to_end(key)
-            found[key] = value
+            value = self._entries.get(key)
+            if value is not None:
+                found[key] = value
         return found
 
     async def set_many(self, values: Mapping[str, dict[str, Any]]) -> None:
-        if self._max_entries == 0:
-            return
-        expires_at = time.monotonic() + self._ttl_s
         for key, value in values.items():
-            self._entries[key] = (expires_at, value)
-            self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+            self._entries.put(key, value)
 
     def readiness(self) -> dict[str, Any]:
-        return {"kind": self.kind, "entries": len(self._entries), "max_entries": self._max_entries}
-
-
-#: Consecutive Redis failures after which Redis is bypassed for ``judge_cache_retry_s``: a dead Redis
-#: then costs a few fast failures, a single slow reply does not switch the cache off.
-_BYPASS_AFTER_FAILURES = 3
+        return {"kind": self.kind, "entries": len(self._entries), "max_entries": self._entries.max_entries}
 
 
 class _CacheUnavailable(Exception):
@@ -120,12 +102,12 @@ class RedisVerdictCache(VerdictCache):
 
     kind = "redis"
 
-    def __init__(self, url: str, *, ttl_s: int, timeout_s: float, retry_s: float) -> None:
+    def __init__(self, url: str, *, ttl_s: int, timeout_s: float, retry_s: float, bypass_after: int) -> None:
         self._url = url
         self._ttl_s = ttl_s
         self._timeout_s = timeout_s
         self._client: Any = None
-        self._breaker = CircuitBreaker("judge-cache", threshold=_BYPASS_AFTER_FAILURES, reset_s=retry_s)
+        self._breaker = CircuitBreaker("judge-cache", threshold=bypass_after, reset_s=retry_s)
         self.errors = 0
         self.last_error: str | None = None
         #: Whether the last Redis operation succeeded (False while bypassed).
@@ -221,70 +203,6 @@ def build_cache(settings: Settings) -> VerdictCache:
             ttl_s=settings.judge_cache_ttl_s,
             timeout_s=settings.judge_cache_timeout_s,
             retry_s=settings.judge_cache_retry_s,
+            bypass_after=settings.judge_cache_bypass_after,
         )
     return LruVerdictCache(settings.judge_cache_lru_size, settings.judge_cache_ttl_s)
-
-
-class SingleFlight(Generic[T]):
-    """Identical keys in flight at once share one computation.
-
-    Each distinct key is computed at most once while it is in flight, whether the duplicates come from
-    the same batch (GRPO groups often repeat a candidate) or from concurrent requests. The owner of a
-    key computes it; everyone else awaits the owner's result. If the owner goes away (its request was
-    cancelled), a waiter takes the key over instead of failing.
-    """
-
-    def __init__(self) -> None:
-        self._in_flight: dict[str, asyncio.Future[T]] = {}
-
-    def __len__(self) -> int:
-        return len(self._in_flight)
-
-    async def run(
-        self,
-        keys: Sequence[str],
-        compute: Callable[[list[str], Callable[[str, T], None]], Awaitable[None]],
-    ) -> dict[str, T]:
-        """The result of every key. ``compute(owned, settle)`` must call ``settle(key, result)`` once for
-        each owned key, as soon as that key is done, so that waiters are released early."""
-        loop = asyncio.get_running_loop()
-        results: dict[str, T] = {}
-        pending = list(dict.fromkeys(keys))
-        while pending:
-            owned: list[str] = []
-            waiting: dict[str, asyncio.Future[T]] = {}
-            for key in pending:
-                existing = self._in_flight.get(key)
-                if existing is None:
-                    self._in_flight[key] = loop.create_future()
-                    owned.append(key)
-                else:
-                    metrics.JUDGE_SHARED.inc()
-                    waiting[key] = existing
-            try:
-                if owned:
-                    await compute(owned, self._settle)
-                    for key in owned:
-                        future = self._in_flight[key]
-                        if not future.done():
-                            raise RuntimeError(f"single-flight computation left key {key} unsettled")
-                        results[key] = future.result()
-            finally:
-                for key in owned:
-                    future = self._in_flight.pop(key)
-                    if not future.done():
-                        future.cancel()
-            pending = []
-            for key, future in waiting.items():
-                try:
-                    results[key] = await asyncio.shield(future)
-                except asyncio.CancelledError:
-                    if not future.cancelled():
-                        raise  # this request itself was cancelled
-                    pending.append(key)  # the owner went away: compute it here
-        return results
-
-    def _settle(self, key: str, result: T) -> None:
-        future = self._in_flight.get(key)
-        if future is not None and not future.done():
-            future.set_result(result)

@@ -14,20 +14,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from reward_service.judge.prompts import CATEGORIES, CATEGORY_DESCRIPTIONS
+from reward_service.taxonomy import LETTERS, TAXONOMY
 
 #: Counts above this are treated as a garbled answer rather than a real count.
 MAX_COUNT = 100
 
 # CheXprompt's own keys for the six error types, accepted as aliases of the letters.
-_NAMED_CATEGORIES = {
-    "false_positive_finding": "A",
-    "omission_finding": "B",
-    "incorrect_location": "C",
-    "incorrect_severity": "D",
-    "false_positive_comparison": "E",
-    "omission_comparison": "F",
-}
+_NAMED_CATEGORIES = {category.chexprompt_key: category.letter for category in TAXONOMY}
 _SIGNIFICANT_KEYS = re.compile(r"^(clinically[_ ]?)?significant([_ ]?errors)?$", re.IGNORECASE)
 _INSIGNIFICANT_KEYS = re.compile(
     r"^(clinically[_ ]?)?(insignificant|non[_ ]?significant)([_ ]?errors)?$", re.I
@@ -79,8 +72,8 @@ class ErrorCounts:
         on anything else. Strict and cheap: this runs for every cache hit."""
         matched = data.get("matched_findings")
         return cls(
-            significant={c: int(data["significant"][c]) for c in CATEGORIES},
-            insignificant={c: int(data["insignificant"][c]) for c in CATEGORIES},
+            significant={c: int(data["significant"][c]) for c in LETTERS},
+            insignificant={c: int(data["insignificant"][c]) for c in LETTERS},
             matched_findings=None if matched is None else int(matched),
         )
 
@@ -115,7 +108,7 @@ def _category(key: str) -> str | None:
 
 
 def _counts_dict(value: Any, where: str) -> dict[str, int]:
-    counts = dict.fromkeys(CATEGORIES, 0)
+    counts = dict.fromkeys(LETTERS, 0)
     if isinstance(value, list):  # [["A", 1], ...] or [{"category": "A", "count": 1}, ...]
         pairs = []
         for entry in value:
@@ -166,8 +159,8 @@ def _from_json_object(obj: dict[str, Any]) -> ErrorCounts | None:
             insignificant = value
     if significant is None and isinstance(obj.get("errors"), list):
         # {"errors": [{"category": "A", "significant": true, ...}, ...]}
-        sig = dict.fromkeys(CATEGORIES, 0)
-        insig = dict.fromkeys(CATEGORIES, 0)
+        sig = dict.fromkeys(LETTERS, 0)
+        insig = dict.fromkeys(LETTERS, 0)
         for entry in obj["errors"]:
             category = _category(str(entry.get("category", ""))) if isinstance(entry, dict) else None
             if category is None:
@@ -205,7 +198,7 @@ def _from_tuple_lists(text: str) -> ErrorCounts | None:
 
     return ErrorCounts(
         read(sig_text, "clinically significant errors"),
-        read(insig_text, "clinically insignificant errors") if insig_at else dict.fromkeys(CATEGORIES, 0),
+        read(insig_text, "clinically insignificant errors") if insig_at else dict.fromkeys(LETTERS, 0),
     )
 
 
@@ -241,14 +234,14 @@ def _green_sections(answer: str) -> dict[str, str]:
 
 
 def _green_counts(section: str, where: str) -> dict[str, int]:
-    counts = dict.fromkeys(CATEGORIES, 0)
+    counts = dict.fromkeys(LETTERS, 0)
     lines = _GREEN_LINE.findall(section)
     if not lines:
         if _NONE_SECTION.match(section) or not section.strip():
             return counts
         raise JudgeParseError(f"{where}: no (a)-(f) lines")
     for label, rest in lines:
-        category = CATEGORIES[int(label) - 1] if label.isdigit() else label.upper()
+        category = LETTERS[int(label) - 1] if label.isdigit() else label.upper()
         # The count is the first integer after the colon that ends the category's name.
         match = re.search(r":\s*\**\s*(\d+)\b", rest)
         if match is None:
@@ -292,7 +285,6 @@ def parse_green(answer: str) -> ErrorCounts:
 PARSERS = {"chexprompt": parse_chexprompt, "green": parse_green}
 
 __all__ = [
-    "CATEGORY_DESCRIPTIONS",
     "PARSERS",
     "ErrorCounts",
     "JudgeParseError",

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reward_service import metrics
 from reward_service.judge.backends import JudgeBackend, JudgeError, build_backend
-from reward_service.judge.cache import SingleFlight, VerdictCache, build_cache, cache_key
+from reward_service.judge.cache import VerdictCache, build_cache, cache_key
 from reward_service.judge.parsing import PARSERS, ErrorCounts, JudgeParseError
 from reward_service.judge.prompts import JudgePrompt, Style
 from reward_service.settings import Settings
+from unirg.common.single_flight import Settle, SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class Judge:
         self.backend = backend or build_backend(settings)
         self.cache = cache or build_cache(settings)
         self._parse = PARSERS[style]
-        self._flight: SingleFlight[JudgeOutcome] = SingleFlight()
+        # Identical prompts in flight at once (in one batch or across requests) share one judge call.
+        self._flight: SingleFlight[str, JudgeOutcome] = SingleFlight(on_share=metrics.JUDGE_SHARED.inc)
 
     async def load(self) -> None:
         await self.backend.load()
@@ -81,7 +83,7 @@ class Judge:
         keys = [self.key_for(prompt) for prompt in prompts]
         by_key = dict(zip(keys, prompts, strict=True))
 
-        async def compute(owned: list[str], settle: Callable[[str, JudgeOutcome], None]) -> None:
+        async def compute(owned: list[str], settle: Settle[str, JudgeOutcome]) -> None:
             cached = await self.cache.get_many(owned)
             misses = []
             for key in owned:

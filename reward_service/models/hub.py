@@ -30,15 +30,17 @@ LEGACY_WEIGHTS = "pytorch_model.bin"
 class MissingWeightsError(RuntimeError):
     """A model weight is neither at a local path nor in the cache; the message says how to fetch it."""
 
-    def __init__(self, what: str, spec: str, hint: str = "") -> None:
+    def __init__(self, what: str, spec: str, reason: str = "") -> None:
         message = (
             f"missing model weights for {what}: {spec!r} is not a local path and is not in the model cache. "
             "Fetch it with `unirg models fetch --profile <profile>` (on a machine with hub access; copy "
             "the cache dir over for offline use) or give a local path."
         )
-        super().__init__(f"{message} {hint}".strip())
+        super().__init__(f"{message} ({reason})" if reason else message)
         self.what = what
         self.spec = spec
+        #: Why it is missing, when more is known than "not a local path, not in the cache".
+        self.reason = reason
 
 
 def hub_cache_dir(settings: Settings) -> Path:
@@ -76,7 +78,7 @@ def resolve_model_dir(spec: str, settings: Settings, *, what: str) -> Path:
     if local.is_dir():
         return local
     if _is_path_spec(spec):
-        raise MissingWeightsError(what, spec, f"(no directory at {local})")
+        raise MissingWeightsError(what, spec, f"no directory at {local}")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -89,7 +91,7 @@ def resolve_model_dir(spec: str, settings: Settings, *, what: str) -> Path:
     try:
         return download_model_dir(spec, settings)
     except Exception as exc:  # offline, unknown repository, no permission: say so at start-up
-        raise MissingWeightsError(what, spec, f"(download failed: {exc})") from exc
+        raise MissingWeightsError(what, spec, f"download failed: {exc}") from exc
 
 
 def download_model_dir(repo_id: str, settings: Settings) -> Path:
@@ -111,7 +113,7 @@ def resolve_model_file(spec: str, settings: Settings, *, what: str) -> Path:
     if local.is_file():
         return local
     if _is_path_spec(spec):
-        raise MissingWeightsError(what, spec, f"(no file at {local})")
+        raise MissingWeightsError(what, spec, f"no file at {local}")
     repo_id, filename = split_hub_file(spec)
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -125,7 +127,7 @@ def resolve_model_file(spec: str, settings: Settings, *, what: str) -> Path:
     try:
         return Path(hf_hub_download(repo_id, filename, cache_dir=cache))
     except Exception as exc:  # offline, unknown repository, no permission: say so at start-up
-        raise MissingWeightsError(what, spec, f"(download failed: {exc})") from exc
+        raise MissingWeightsError(what, spec, f"download failed: {exc}") from exc
 
 
 @lru_cache(maxsize=64)

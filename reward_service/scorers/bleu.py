@@ -57,8 +57,12 @@ def sentence_bleu(
         else:
             candidate_ngrams = _ngrams(tuple(candidate), n)
             reference_ngrams = _ngrams(tuple(reference), n)
-        get = reference_ngrams.get  # a plain lookup: Counter.__missing__ is a Python call per miss
-        matches = sum(min(count, get(gram, 0)) for gram, count in candidate_ngrams.items())
+        # Only the n-grams both texts have can match; the set intersection finds them without a
+        # Python step per candidate n-gram (most 3- and 4-grams of another report match nothing).
+        matches = sum(
+            min(candidate_ngrams[gram], reference_ngrams[gram])
+            for gram in candidate_ngrams.keys() & reference_ngrams.keys()
+        )
         total = max(1, len(candidate) - n + 1)
         if matches == 0:
             if n == 1:

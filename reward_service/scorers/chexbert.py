@@ -15,23 +15,17 @@ CheXpert labeler uses (:func:`reward_service.text.chexpert.label_f1`).
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from reward_service.scorers.base import (
-    ScoreItem,
-    ScoreResult,
-    ScorerOptions,
-)
-from reward_service.scorers.model_base import SharedModelScorer, compare_pairs
+from reward_service.models.weights import HubFile, HubModel, Weight
+from reward_service.scorers.base import ScoreResult, ScorerOptions
+from reward_service.scorers.model_base import ModelParts, SharedModelScorer
 
 if TYPE_CHECKING:
-    from reward_service.batching import PairEncoder
     from reward_service.models.chexbert import CheXbertOutput
     from reward_service.settings import Settings
 
@@ -55,77 +49,50 @@ class CheXbertF1Options(CheXbertOptions):
     )
 
 
-@dataclass(eq=False)
-class LoadedCheXbert:
-    """A CheXbert model with its batcher and reference cache, shared by the chexbert and semb scorers."""
+class _CheXbertScorer(SharedModelScorer[CheXbertOptions, "CheXbertOutput"]):
+    """The chexbert and semb scorers: one CheXbert model per (checkpoint, encoder), shared by both."""
 
-    encoder: PairEncoder[Any, CheXbertOutput]
-    fingerprint: dict[str, str]
+    Options: ClassVar[type[ScorerOptions]] = CheXbertOptions
+    family = "chexbert"
 
-    async def close(self) -> None:
-        await self.encoder.batcher.close()
-        self.encoder.cache.clear()
+    @classmethod
+    def weights(cls, options: ScorerOptions, settings: Settings) -> list[Weight]:
+        assert isinstance(options, CheXbertOptions)
+        return [
+            HubFile(options.checkpoint, "CheXbert checkpoint (chexbert.pth)"),
+            HubModel(options.encoder, "CheXbert encoder (bert-base-uncased)"),
+        ]
 
+    def resolve(self) -> tuple[str, Callable[[], ModelParts[tuple[int, ...], CheXbertOutput]]]:
+        options: CheXbertOptions = self.options  # type: ignore[assignment]
+        checkpoint, encoder_dir = (
+            weight.resolve(self.settings) for weight in self.weights(options, self.settings)
+        )
+        settings = self.settings
 
-async def _load(checkpoint_spec: str, encoder_spec: str, settings: Settings) -> tuple[str, LoadedCheXbert]:
-    from reward_service.models.hub import dir_sha256, file_sha256, resolve_model_dir, resolve_model_file
-    from reward_service.models.registry import MODELS
-
-    checkpoint = resolve_model_file(checkpoint_spec, settings, what="CheXbert checkpoint (chexbert.pth)")
-    encoder_dir = resolve_model_dir(encoder_spec, settings, what="CheXbert encoder (bert-base-uncased)")
-    key = f"chexbert:{checkpoint.resolve()}:{encoder_dir.resolve()}:{settings.device}"
-
-    async def load() -> LoadedCheXbert:
-        def build() -> LoadedCheXbert:
-            from reward_service.batching import PairEncoder, ReferenceCache, batcher_from_settings
+        def build() -> ModelParts[tuple[int, ...], CheXbertOutput]:
             from reward_service.models.chexbert import load_chexbert, run_chexbert, tokenize_report
-            from reward_service.models.hub import select_device
+            from reward_service.models.hub import dir_sha256, file_sha256, select_device
 
             device = select_device(settings)
             model, tokenizer = load_chexbert(checkpoint, encoder_dir, device)
             fingerprint = {
-                "checkpoint": checkpoint_spec,
+                "checkpoint": options.checkpoint,
                 "checkpoint_sha256": file_sha256(checkpoint),
-                "encoder": encoder_spec,
+                "encoder": options.encoder,
                 "encoder_sha256": dir_sha256(encoder_dir),
             }
-            batcher = batcher_from_settings(
-                f"chexbert:{checkpoint.name}",
-                lambda batch: run_chexbert(model, batch, device, settings.batch_pad_multiple),
-                len,
-                settings,
-                key=tuple,
+            return ModelParts(
+                name=f"chexbert:{checkpoint.name}",
+                prepare=lambda text: tuple(tokenize_report(text, tokenizer)),
+                process=lambda batch: run_chexbert(model, batch, device, settings.batch_pad_multiple),
+                cost=len,
+                fingerprint=fingerprint,
+                cache_key=fingerprint["checkpoint_sha256"],
                 bucketed=True,
             )
-            cache = ReferenceCache("chexbert", settings.reference_cache_size)
-            encoder = PairEncoder(
-                batcher,
-                cache,
-                fingerprint["checkpoint_sha256"],
-                lambda text: tokenize_report(text, tokenizer),
-            )
-            return LoadedCheXbert(encoder, fingerprint)
 
-        return await asyncio.to_thread(build)
-
-    return key, await MODELS.acquire(key, load)
-
-
-class _CheXbertScorer(SharedModelScorer[CheXbertOptions]):
-    Options: ClassVar[type[ScorerOptions]] = CheXbertOptions
-
-    async def acquire(self) -> tuple[str, LoadedCheXbert]:
-        options: CheXbertOptions = self.options  # type: ignore[assignment]
-        return await _load(options.checkpoint, options.encoder, self.settings)
-
-    async def score_batch(
-        self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
-    ) -> list[ScoreResult]:
-        references, candidates = await self.encode_pairs(items)
-        return compare_pairs(references, candidates, self.compare)
-
-    def compare(self, reference: CheXbertOutput, candidate: CheXbertOutput) -> ScoreResult:
-        raise NotImplementedError
+        return f"{checkpoint.resolve()}:{encoder_dir.resolve()}:{settings.device}", build
 
 
 #: CheXbert head classes -> the CheXpert label convention of reward_service.text.chexpert.

@@ -20,25 +20,21 @@ is treated the same way.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from reward_service.scorers.base import (
-    ScoreItem,
-    ScoreResult,
-    ScorerOptions,
-)
-from reward_service.scorers.model_base import SharedModelScorer, compare_pairs
+from reward_service.models.radgraph import RadGraphArchive
+from reward_service.models.weights import Weight
+from reward_service.scorers.base import ScoreItem, ScoreResult, ScorerOptions
+from reward_service.scorers.model_base import ModelParts, SharedModelScorer
 
 if TYPE_CHECKING:
-    from reward_service.batching import PairEncoder
     from reward_service.settings import Settings
 
 Annotation = dict[str, Any]
@@ -123,22 +119,6 @@ def is_blank(report: str) -> bool:
     return not report.split()
 
 
-@dataclass(eq=False)
-class LoadedRadGraph:
-    """A batched RadGraph model with its batcher and reference cache, shared by equal components."""
-
-    encoder: PairEncoder[str, Annotation]
-    fingerprint: dict[str, str]
-    #: A directory made at load time to point the package at a local encoder (removed on close).
-    workdir: Path | None = None
-
-    async def close(self) -> None:
-        await self.encoder.batcher.close()
-        self.encoder.cache.clear()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-
 #: Batch cost of one word, in the "padded tokens" of UNIRG_BATCH_TOKEN_BUDGET. DyGIE keeps about 8
 #: candidate spans per word (2 * hidden + 20 floats each) besides BERT's states, so a word weighs
 #: several wordpieces of a plain encoder; this keeps a batch's span tensors within a few hundred MB.
@@ -149,59 +129,40 @@ def _report_cost(report: str) -> int:
     return WORD_COST * (len(report.split()) + 2)
 
 
-async def load_radgraph(
-    model_type: str, model_dir: Path | None, settings: Settings
-) -> tuple[str, LoadedRadGraph]:
-    """Acquire the shared model for ``model_dir/model_type`` (loaded on first use); release it by key."""
-    from reward_service.models.hub import MissingWeightsError, file_sha256, radgraph_cache_dir
-    from reward_service.models.radgraph import missing_model_files
-    from reward_service.models.registry import MODELS
+def _build(directory: Path, settings: Settings) -> ModelParts[str, Annotation]:
+    """Load the RadGraph model in ``directory`` (named ``<model_type>``) through the package's loader."""
+    from reward_service.models.hub import file_sha256, select_device
+    from reward_service.models.radgraph import BatchedRadGraph, encoder_name, with_local_encoder
 
-    cache_dir = (model_dir or radgraph_cache_dir(settings)).expanduser().resolve()
-    directory = cache_dir / model_type
-    missing = missing_model_files(directory)
-    if missing:
-        raise MissingWeightsError(
-            f"RadGraph model {model_type!r}",
-            str(directory),
-            f"(missing {', '.join(missing)} under {directory}; `unirg models fetch` extracts the "
-            f"{model_type}.tar.gz archive of StanfordAIMI/RRG_scorers there)",
-        )
-    key = f"radgraph:{directory}:{settings.device}"
-
-    async def load() -> LoadedRadGraph:
-        def build() -> LoadedRadGraph:
-            from reward_service.batching import PairEncoder, ReferenceCache, batcher_from_settings
-            from reward_service.models.hub import select_device
-            from reward_service.models.radgraph import BatchedRadGraph, encoder_name, with_local_encoder
-
-            encoder = encoder_name(directory)
-            workdir = None
-            package_dir = cache_dir
-            if not Path(encoder).is_dir():  # a hub id: use the copy in the service's cache, not ~/.cache
-                local = _resolve_encoder(encoder, model_type, settings)
-                if local is not None:
-                    workdir = Path(tempfile.mkdtemp(prefix="unirg-radgraph-"))
-                    package_dir = with_local_encoder(directory, local, workdir)
-            try:
-                model = BatchedRadGraph(package_dir, model_type, select_device(settings))
-            except BaseException:
-                if workdir is not None:
-                    shutil.rmtree(workdir, ignore_errors=True)
-                raise
-            fingerprint = {
-                "model_type": model_type,
-                "encoder": encoder,
-                "weights_sha256": file_sha256(directory / "weights.th"),
-            }
-            batcher = batcher_from_settings(f"radgraph:{model_type}", model.annotate, _report_cost, settings)
-            cache: ReferenceCache[Annotation] = ReferenceCache("radgraph", settings.reference_cache_size)
-            pairs = PairEncoder(batcher, cache, f"{model_type}:{fingerprint['weights_sha256']}", str)
-            return LoadedRadGraph(pairs, fingerprint, workdir)
-
-        return await asyncio.to_thread(build)
-
-    return key, await MODELS.acquire(key, load)
+    model_type = directory.name
+    encoder = encoder_name(directory)
+    workdir = None
+    package_dir = directory.parent
+    if not Path(encoder).is_dir():  # a hub id: use the copy in the service's cache, not ~/.cache
+        local = _resolve_encoder(encoder, model_type, settings)
+        if local is not None:
+            workdir = Path(tempfile.mkdtemp(prefix="unirg-radgraph-"))
+            package_dir = with_local_encoder(directory, local, workdir)
+    try:
+        model = BatchedRadGraph(package_dir, model_type, select_device(settings))
+    except BaseException:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    fingerprint = {
+        "model_type": model_type,
+        "encoder": encoder,
+        "weights_sha256": file_sha256(directory / "weights.th"),
+    }
+    return ModelParts(
+        name=f"radgraph:{model_type}",
+        prepare=str,
+        process=model.annotate,
+        cost=_report_cost,
+        fingerprint=fingerprint,
+        cache_key=f"{model_type}:{fingerprint['weights_sha256']}",
+        cleanup=None if workdir is None else partial(shutil.rmtree, workdir, ignore_errors=True),
+    )
 
 
 def _resolve_encoder(encoder: str, model_type: str, settings: Settings) -> Path | None:
@@ -224,34 +185,34 @@ def _resolve_encoder(encoder: str, model_type: str, settings: Settings) -> Path 
         return None
 
 
-class RadGraphScorer(SharedModelScorer[RadGraphOptions]):
+class RadGraphScorer(SharedModelScorer[RadGraphOptions, Annotation]):
     description = (
         "RadGraph F1: entities and relations of both reports by a RadGraph model; reward level simple, "
         "partial, complete or rexrank (mean of entity and relation F1)."
     )
     Options: ClassVar[type[ScorerOptions]] = RadGraphOptions
+    family = "radgraph"
 
-    async def acquire(self) -> tuple[str, LoadedRadGraph]:
+    @classmethod
+    def weights(cls, options: ScorerOptions, settings: Settings) -> list[Weight]:
+        from reward_service.models.hub import radgraph_cache_dir
+
+        assert isinstance(options, RadGraphOptions)
+        cache_dir = (options.model_dir or radgraph_cache_dir(settings)).expanduser().resolve()
+        return [RadGraphArchive(options.model_type, "RadGraph model", cache_dir)]
+
+    def resolve(self) -> tuple[str, Callable[[], ModelParts[str, Annotation]]]:
         options: RadGraphOptions = self.options  # type: ignore[assignment]
-        return await load_radgraph(options.model_type, options.model_dir, self.settings)
+        (archive,) = self.weights(options, self.settings)
+        directory = archive.resolve(self.settings)
+        return f"{directory}:{self.settings.device}", partial(_build, directory, self.settings)
 
-    async def score_batch(
-        self, items: Sequence[ScoreItem], upstream: Mapping[str, Sequence[ScoreResult]]
-    ) -> list[ScoreResult]:
-        results: list[ScoreResult | None] = [
-            self._result(EMPTY_SCORES, None, None)
-            if is_blank(item.reference) or is_blank(item.candidate)
-            else None
-            for item in items
-        ]
-        pending = [index for index, result in enumerate(results) if result is None]
-        references, candidates = await self.encode_pairs([items[i] for i in pending])
-        scored = compare_pairs(references, candidates, self._compare)
-        for index, result in zip(pending, scored, strict=True):
-            results[index] = result
-        return cast(list[ScoreResult], results)
+    def score_without_model(self, item: ScoreItem) -> ScoreResult | None:
+        if is_blank(item.reference) or is_blank(item.candidate):
+            return self._result(EMPTY_SCORES, None, None)
+        return None
 
-    def _compare(self, reference: Annotation, candidate: Annotation) -> ScoreResult:
+    def compare(self, reference: Annotation, candidate: Annotation) -> ScoreResult:
         options: RadGraphOptions = self.options  # type: ignore[assignment]
         graphs = (reference, candidate) if options.return_graphs else (None, None)
         return self._result(radgraph_scores(reference, candidate), *graphs)

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+
 
 def clear_report_caches() -> None:
     """Forget every report already analysed (findings, CheXpert labels, summaries), e.g. to time cold work."""
+    for clear in _report_cache_clearers():
+        clear()
+
+
+@cache
+def _report_cache_clearers() -> tuple[Callable[[], None], ...]:
+    """The ``cache_clear`` of every per-report cache, found once (benchmarks clear them per pair)."""
     from reward_service.scorers import bleu
     from reward_service.text import chexpert, clinical_errors, findings
 
-    for module in (chexpert, clinical_errors, findings, bleu):
-        for value in vars(module).values():
-            if callable(getattr(value, "cache_clear", None)):
-                value.cache_clear()
+    clearers = {
+        id(value): value.cache_clear
+        for module in (chexpert, clinical_errors, findings, bleu)
+        for value in vars(module).values()
+        if not isinstance(value, type) and callable(getattr(value, "cache_clear", None))
+    }
+    return tuple(clearers.values())

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from reward_service.taxonomy import TAXONOMY
 from reward_service.text.findings import (
     FINDINGS,
     NEGATIVE,
@@ -66,14 +67,8 @@ from reward_service.text.rules import (
     WORSE,
 )
 
-CATEGORIES: dict[str, str] = {
-    "a": "false_finding",
-    "b": "missed_finding",
-    "c": "wrong_location",
-    "d": "wrong_severity",
-    "e": "false_comparison",
-    "f": "omitted_comparison",
-}
+#: Error kind by category letter (a-f), from the one taxonomy.
+CATEGORIES: dict[str, str] = {category.letter.lower(): category.kind for category in TAXONOMY}
 COSTS = RULES.attributes.costs
 _STATUS_NAMES = {POSITIVE: "positive", UNCERTAIN: "uncertain", NEGATIVE: "negative"}
 _SAME_ONLY = frozenset({"same"})

@@ -277,13 +277,121 @@ def extract_findings(text: str) -> ReportFindings:
     """All finding mentions of a report with status, side, zone, severity, change and measurements.
 
     Cached by text: in RL every candidate of a group shares one reference, so references are
-    extracted once per group.
+    extracted once per group. Below that, sentences are remembered too: reports of one group, and
+    of one model, repeat most of their sentences, so a report whose sentences have mostly been seen
+    is read a sentence at a time (each sentence analysed once); any other report is read whole.
+    Every rule stays inside its sentence, so both ways give the same mentions.
     """
     normalized = _normalize(text)
     text = normalized.text
-    layout = _layout(text)
+    sentence_ends = [match.end() for match in _SENTENCE_ENDS.finditer(text)]
+    parts = _SENTENCES.parts(text, sentence_ends)
+    if parts is None:
+        sentence_ends.append(len(text) + 1)
+        parts = [(0, _analyse(text, sentence_ends))]
+    mentions: list[Mention] = []
+    comparison: tuple[str, int] | None = None
+    for offset, analysis in parts:
+        mentions.extend(_placed(analysis.mentions, offset, normalized))
+        if comparison is None and analysis.comparison is not None:
+            comparison = (analysis.comparison[0], analysis.comparison[1] + offset)
+    if comparison is None:
+        return ReportFindings(text, tuple(mentions), None, None)
+    sentence, start = comparison
+    return ReportFindings(
+        text, tuple(mentions), sentence, normalized.original_span(start, start + len(sentence))
+    )
+
+
+class _Analysis(NamedTuple):
+    """The mentions of a text and its first comparison sentence (the sentence and where it starts);
+    offsets refer to the normalised text analysed."""
+
+    mentions: tuple[Mention, ...]
+    comparison: tuple[str, int] | None
+
+
+class _SentenceMemo:
+    """Analyses of single sentences by their text, and the sentences seen once (bounded: each is
+    emptied when it outgrows ``limit``)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.analyses: dict[str, _Analysis] = {}
+        self.seen: set[str] = set()
+
+    def parts(self, text: str, sentence_ends: list[int]) -> list[tuple[int, _Analysis]] | None:
+        """``(offset, analysis)`` of each sentence when most were seen before; None: read it whole."""
+        starts = [0, *sentence_ends]
+        if sentence_ends and sentence_ends[-1] == len(text):
+            starts.pop()
+        sentences = [text[start:end] for start, end in zip(starts, [*sentence_ends, len(text)], strict=False)]
+        analyses, seen = self.analyses, self.seen
+        known = sum(1 for sentence in sentences if sentence in analyses or sentence in seen)
+        if 2 * known < len(sentences):
+            if len(seen) > self.limit:
+                seen.clear()
+            seen.update(sentences)
+            return None
+        if len(analyses) > self.limit:
+            analyses.clear()
+        parts = []
+        for start, sentence in zip(starts, sentences, strict=True):
+            analysis = analyses.get(sentence)
+            if analysis is None:
+                analysis = analyses[sentence] = _analyse(sentence, [len(sentence) + 1])
+            parts.append((start, analysis))
+        return parts
+
+    def cache_clear(self) -> None:
+        self.analyses.clear()
+        self.seen.clear()
+
+
+_SENTENCES = _SentenceMemo(limit=50_000)
+
+
+def _placed(mentions: tuple[Mention, ...], offset: int, normalized: NormalizedReport) -> tuple[Mention, ...]:
+    """``mentions`` found ``offset`` characters into the normalised report, with offsets in the report as given."""
+    if offset == 0 and normalized.origin is None:
+        return mentions
+    span = normalized.original_span
+    placed = []
+    for mention in mentions:
+        start, end = span(mention.start + offset, mention.end + offset)
+        measurements = tuple(
+            measurement._replace(start=first, end=last)
+            for measurement in mention.measurements
+            for first, last in (span(measurement.start + offset, measurement.end + offset),)
+        )
+        modifiers = tuple(
+            (*span(first + offset, last + offset), roles) for first, last, roles in mention.modifiers
+        )
+        placed.append(
+            Mention(
+                mention.concept,
+                mention.status,
+                mention.laterality,
+                mention.severity,
+                mention.change,
+                start,
+                end,
+                mention.sentence,
+                mention.zone,
+                measurements,
+                modifiers,
+                mention.explained,
+            )
+        )
+    return tuple(placed)
+
+
+def _analyse(text: str, sentence_ends: list[int]) -> _Analysis:
+    """The mentions of normalised ``text`` (its sentence ends given, the last past its end)."""
+    layout = _layout(text, sentence_ends)
     cues = [
-        (start, end, _CUE_ROLES[index]) for start, end, index in _CUE_SCANNER.scan(text, layout.letter_starts)
+        (start, end, _CUE_ROLES[index])
+        for start, end, index in _CUE_SCANNER.scan(text, layout.letter_starts, sentence_ends)
     ]
     if layout.punctuation:
         cues = sorted(cues + layout.punctuation)
@@ -298,16 +406,18 @@ def extract_findings(text: str) -> ReportFindings:
             sentence = sentences[index] = text[start : sentence_ends[index]].strip()
         return sentence
 
-    comparison = next((start for start, _, roles in cues if roles & (COMPARISON | _CHANGE)), None)
-    comparison_sentence = comparison_span = None
-    if comparison is not None:
-        comparison_sentence = sentence_of(comparison)
-        index = bisect_right(sentence_ends, comparison)
-        sentence_start = text.index(comparison_sentence, sentence_ends[index - 1] if index else 0)
-        comparison_span = normalized.original_span(sentence_start, sentence_start + len(comparison_sentence))
-    spans = _spans(text, layout, _MENTIONS.scan(text, layout.letter_starts), cues)
+    first_comparison = next((start for start, _, roles in cues if roles & (COMPARISON | _CHANGE)), None)
+    comparison = None
+    if first_comparison is not None:
+        comparison_sentence = sentence_of(first_comparison)
+        index = bisect_right(sentence_ends, first_comparison)
+        comparison = (
+            comparison_sentence,
+            text.index(comparison_sentence, sentence_ends[index - 1] if index else 0),
+        )
+    spans = _spans(text, layout, _MENTIONS.scan(text, layout.letter_starts, sentence_ends), cues)
     if not spans:
-        return ReportFindings(text, (), comparison_sentence, comparison_span)
+        return _Analysis((), comparison)
     cue_starts = [start for start, _, _ in cues]
     backward = _backward_roles(text, layout, spans, cues, cue_starts)
     attributes = [0] * len(spans)
@@ -318,34 +428,26 @@ def extract_findings(text: str) -> ReportFindings:
             owner = _attribute_owner(text, layout, spans, starts, cue_start, cue_end)
             if owner is not None:
                 attributes[owner] |= roles
-                if normalized.origin is not None:
-                    cue_start, cue_end = normalized.original_span(cue_start, cue_end)
                 modifiers[owner].append((cue_start, cue_end, roles & _ATTRIBUTE))
     measured: list[list[Measurement]] = [[] for _ in spans]
-    for measurement in find_measurements(text):
+    for measurement in _sentence_measurements(text, sentence_ends):
         owner = _attribute_owner(text, layout, spans, starts, measurement.start, measurement.end)
         if owner is not None:
-            start, end = normalized.original_span(measurement.start, measurement.end)
-            measured[owner].append(measurement._replace(start=start, end=end))
+            measured[owner].append(measurement)
     mentions = []
     statuses = _statuses(spans, cues, cue_starts, backward)
     explained = _explained(text, spans, statuses, sentence_ends)
     for span, status, found, measurements, modified_by, is_explained in zip(
         spans, statuses, attributes, measured, modifiers, explained, strict=True
     ):
-        start, end = (
-            (span.claim_start, span.claim_end)
-            if normalized.origin is None
-            else normalized.original_span(span.claim_start, span.claim_end)
-        )
         mention = Mention(
             span.concept,
             status,
             _SIDE_NAMES[found & _SIDE],
             _severity(found & _SEVERITY),
             _change(found & _CHANGE),
-            start,
-            end,
+            span.claim_start,
+            span.claim_end,
             sentence_of(span.start),
             _zone(found & _ZONE),
             tuple(measurements),
@@ -357,7 +459,19 @@ def extract_findings(text: str) -> ReportFindings:
             malposition = _malposition(mention)
             if malposition is not None:
                 mentions.append(malposition)
-    return ReportFindings(text, tuple(mentions), comparison_sentence, comparison_span)
+    return _Analysis(tuple(mentions), comparison)
+
+
+def _sentence_measurements(text: str, sentence_ends: list[int]) -> list[Measurement]:
+    """The measurements of ``text``, none reaching across a sentence end ("3\ncm" is no size)."""
+    found = find_measurements(text)
+    if any(bisect_right(sentence_ends, m.start) != bisect_right(sentence_ends, m.end - 1) for m in found):
+        found = [
+            measurement._replace(start=measurement.start + start, end=measurement.end + start)
+            for start, end in zip([0, *sentence_ends], sentence_ends, strict=False)
+            for measurement in find_measurements(text[start:end])
+        ]
+    return found
 
 
 def _explained(text: str, spans: list[_Span], statuses: list[int], sentence_ends: list[int]) -> list[bool]:
@@ -395,12 +509,10 @@ def _malposition(mention: Mention) -> Mention | None:
     return None
 
 
-def _layout(text: str) -> _Layout:
-    """Word starts, sentence ends (plus a sentinel past the end) and punctuation cues of ``text``."""
+def _layout(text: str, sentence_ends: list[int]) -> _Layout:
+    """Word starts and punctuation cues of ``text``, with its sentence ends (the last past its end)."""
     word_starts = [match.start() for match in _WORDS.finditer(text)]
     letter_starts = [start for start in word_starts if "a" <= text[start] <= "z"]
-    sentence_ends = [match.end() for match in _SENTENCE_ENDS.finditer(text)]
-    sentence_ends.append(len(text) + 1)
     punctuation = [
         (match.start(), match.end(), TERM if match.group() != "?" else UNC | POST_UNC)
         for match in _CLAUSE_PUNCTUATION.finditer(text)

@@ -107,12 +107,22 @@ class PhraseScanner:
             self._dispatch[start] = regex
         return regex
 
-    def scan(self, text: str, word_starts: list[int]) -> list[tuple[int, int, int]]:
-        """``(start, end, phrase index)`` of non-overlapping phrases, left to right."""
+    def scan(
+        self, text: str, word_starts: list[int], sentence_ends: list[int] | None = None
+    ) -> list[tuple[int, int, int]]:
+        """``(start, end, phrase index)`` of non-overlapping phrases, left to right.
+
+        With ``sentence_ends`` (ascending, the last past the end of ``text``) no phrase reaches past
+        the end of the sentence it starts in, so a report read whole and read a sentence at a time
+        give the same phrases.
+        """
         found = []
         covered = 0
         dispatch = self._dispatch
         index = self._index
+        ends = sentence_ends or [len(text) + 1]
+        sentence = 0
+        sentence_end = ends[0]
         for position in word_starts:
             if position < covered:
                 continue
@@ -120,7 +130,10 @@ class PhraseScanner:
             regex = dispatch[start] if start in dispatch else self._regex_for(start)
             if regex is None:
                 continue
-            match = regex.match(text, position)
+            while position >= sentence_end:
+                sentence += 1
+                sentence_end = ends[sentence]
+            match = regex.match(text, position, sentence_end)
             if match is not None:
                 found.append((position, match.end(), index[match.lastgroup]))  # type: ignore[index]
                 covered = match.end()

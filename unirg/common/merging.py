@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from unirg.common.single_flight import settle_future
+
 KeyT = TypeVar("KeyT", bound=Hashable)
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -84,20 +86,9 @@ class CallMerger(Generic[KeyT, ItemT, ResultT]):
             outcomes = await self._run(key, [call.items for call in live])
         except BaseException as exc:
             for call in live:
-                _settle(call.future, exc)
+                settle_future(call.future, exc)
             if not isinstance(exc, Exception):
                 raise
             return
         for call, outcome in zip(live, outcomes, strict=True):
-            _settle(call.future, outcome)
-
-
-def _settle(future: asyncio.Future[ResultT], outcome: ResultT | BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, asyncio.CancelledError):
-        future.cancel()
-    elif isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+            settle_future(call.future, outcome)

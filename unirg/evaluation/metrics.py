@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reward_service.taxonomy import TAXONOMY
 from reward_service.text.chexpert import (
     CHEXPERT_OBSERVATIONS,
     CHEXPERT_TOP5,
@@ -36,14 +37,7 @@ REXRANK_METRICS: tuple[tuple[str, str, str], ...] = (
 )
 RADCLIQ_KEY = "rexrank:1/radcliq"
 #: Clinical-error kinds in CheXprompt order with their letters, as the clinical_errors details name them.
-ERROR_KINDS: tuple[tuple[str, str], ...] = (
-    ("a", "false_finding"),
-    ("b", "missed_finding"),
-    ("c", "wrong_location"),
-    ("d", "wrong_severity"),
-    ("e", "false_comparison"),
-    ("f", "omitted_comparison"),
-)
+ERROR_KINDS: tuple[tuple[str, str], ...] = tuple((c.letter.lower(), c.kind) for c in TAXONOMY)
 #: Error counts shown per study: (column prefix, scorer whose details hold them, section title).
 ERROR_SOURCES: tuple[tuple[str, str, str], ...] = (
     ("errors", "clinical_errors", "Clinical errors per study"),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reward_service.models.radgraph_compat import current_tokenizer_api
-from reward_service.models.random_init import build_bert_encoder, minilm_vocab_file
+from unirg_testing.encoders import build_bert_encoder, minilm_vocab_file
 
 #: RadGraph's entity and relation labels (RadGraph v1 schema).
 RADGRAPH_ENTITY_LABELS = ("ANAT-DP", "OBS-DP", "OBS-DA", "OBS-U")

