@@ -45,9 +45,10 @@ install-test: $(BIN)/python
 	$(PIP) "$(TORCH_SPEC)"
 	$(PIP) -e ".[test]" "$(TRANSFORMERS4_SPEC)"
 
-## Only the image builds and their smoke run (part of `make test`; needs root, podman and debootstrap).
+## Only the image builds and their smoke run, printing build and start-up times (part of `make test`;
+## needs root, podman and debootstrap).
 test-docker: install-test redis
-	$(BIN)/python -m pytest tests/test_docker_images.py
+	$(BIN)/python -m pytest -s tests/test_docker_images.py
 
 ## Only the transformers-5 part of `make test`.
 test-transformers5: install-test install-transformers5 redis

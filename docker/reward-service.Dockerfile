@@ -41,11 +41,16 @@ RUN --mount=type=bind,source=docker/wheels,target=/wheels \
        else pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"; fi
 
 WORKDIR /src
+# The dependencies from pyproject.toml alone (empty package folders stand in for the code), then the code:
+# a code change rebuilds only the last, small layer.
 COPY pyproject.toml README.md ./
+RUN mkdir reward_service clients trainer \
+    && pip install --no-cache-dir "./[models]" \
+    && rm -rf reward_service clients trainer build unirg.egg-info
 COPY reward_service ./reward_service
 COPY clients ./clients
 COPY trainer ./trainer
-RUN pip install --no-cache-dir "./[models]"
+RUN pip install --no-cache-dir --no-deps .
 
 # ---- runtime: the virtual environment, a non-root user, the weights ------------------------------------
 FROM ${PYTHON_IMAGE}

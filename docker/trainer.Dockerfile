@@ -49,16 +49,21 @@ RUN apt-get update \
     && python3 -m venv /opt/venv
 
 WORKDIR /src
+# One resolution for the project and vLLM, so vLLM's torch and transformers pins and the project's are
+# satisfied together (pip fails the build rather than install a pair that does not work). A local torch
+# wheel is mounted, not copied, so it never becomes a layer of the image. The dependencies come from
+# pyproject.toml alone (empty package folders stand in for the code), so a code change rebuilds only the
+# small layer after them.
 COPY pyproject.toml README.md ./
+RUN --mount=type=bind,source=docker/wheels,target=/wheels \
+    mkdir reward_service clients trainer \
+    && pip install --no-cache-dir "./[train]" ${VLLM_VERSION:+"vllm==${VLLM_VERSION}"} \
+        ${TORCH_WHEEL:+"/wheels/${TORCH_WHEEL}"} \
+    && rm -rf reward_service clients trainer build unirg.egg-info
 COPY reward_service ./reward_service
 COPY clients ./clients
 COPY trainer ./trainer
-# One resolution for the project and vLLM, so vLLM's torch and transformers pins and the project's are
-# satisfied together (pip fails the build rather than install a pair that does not work). A local torch
-# wheel is mounted, not copied, so it never becomes a layer of the image.
-RUN --mount=type=bind,source=docker/wheels,target=/wheels \
-    pip install --no-cache-dir "./[train]" ${VLLM_VERSION:+"vllm==${VLLM_VERSION}"} \
-        ${TORCH_WHEEL:+"/wheels/${TORCH_WHEEL}"}
+RUN pip install --no-cache-dir --no-deps .
 
 # Ubuntu 24.04 images ship a user `ubuntu` with uid 1000: reuse whichever user holds the uid.
 RUN (getent passwd "${UID}" >/dev/null || useradd --uid "${UID}" --create-home --shell /bin/bash unirg) \

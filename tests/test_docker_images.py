@@ -362,13 +362,18 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def service_image(deployment: dict[str, Any]) -> BuiltImage:
+def service_dockerfile() -> list[tuple[str, str]]:
+    """The service Dockerfile's instructions; its PYTHON_IMAGE is the base both images are built on."""
+    return dockerfile_instructions(SERVICE_DOCKERFILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def service_image(deployment: dict[str, Any], service_dockerfile: list[tuple[str, str]]) -> BuiltImage:
     service = deployment["services"]["reward-service"]
-    instructions = dockerfile_instructions(SERVICE_DOCKERFILE.read_text(encoding="utf-8"))
-    ensure_standin(arg_default(instructions, "PYTHON_IMAGE"))
+    base = arg_default(service_dockerfile, "PYTHON_IMAGE")
+    ensure_standin(base)
     build = service["build"]
     assert Path(build["context"]) == REPO and REPO / build["dockerfile"] == SERVICE_DOCKERFILE
-    base = arg_default(instructions, "PYTHON_IMAGE")
     args = {**build["args"], "TORCH_WHEEL": torch_wheel(build["args"]["TORCH_VERSION"], base)}
     image = build_image(SERVICE_DOCKERFILE, service["image"], args)
     TIMINGS["service build s"] = image.build_s
@@ -377,19 +382,21 @@ def service_image(deployment: dict[str, Any]) -> BuiltImage:
 
 
 @pytest.fixture(scope="module")
-def trainer_image(deployment: dict[str, Any], service_image: BuiltImage) -> BuiltImage:
+def trainer_image(
+    deployment: dict[str, Any], service_dockerfile: list[tuple[str, str]], service_image: BuiltImage
+) -> BuiltImage:
     """The trainer's Python layers on the service's stand-in base (its CUDA base cannot be had here),
-    without vLLM (a CUDA-only wheel) and with the CPU torch wheel."""
+    without vLLM (a CUDA-only wheel) and with the service's CPU torch wheel."""
     trainer = deployment["services"]["trainer"]
     build = trainer["build"]
     assert REPO / build["dockerfile"] == TRAINER_DOCKERFILE
-    instructions = dockerfile_instructions(SERVICE_DOCKERFILE.read_text(encoding="utf-8"))
-    version = arg_default(instructions, "TORCH_VERSION")
+    base = arg_default(service_dockerfile, "PYTHON_IMAGE")
+    version = deployment["services"]["reward-service"]["build"]["args"]["TORCH_VERSION"]
     args = {
         **build["args"],
-        "BASE_IMAGE": arg_default(instructions, "PYTHON_IMAGE"),
+        "BASE_IMAGE": base,
         "VLLM_VERSION": "",
-        "TORCH_WHEEL": torch_wheel(version, arg_default(instructions, "PYTHON_IMAGE")),
+        "TORCH_WHEEL": torch_wheel(version, base),
     }
     image = build_image(TRAINER_DOCKERFILE, trainer["image"], args)
     TIMINGS["trainer build s"] = image.build_s
@@ -444,6 +451,8 @@ def running_service(
         )
         returncode, output = root.run(["python", "-c", code], env, user, workdir, tmp / "weights.log", 600)
         assert returncode == 0, output
+        weights = sum(path.stat().st_size for path in volumes["unirg-models"].rglob("*") if path.is_file())
+        TIMINGS["stand-in unirg-stage1 weights MB"] = weights / 1e6
         started = time.monotonic()
         process = root.start(process_argv(service_image, service), env, user, workdir, log)
         running = RunningService(
@@ -514,9 +523,10 @@ def test_service_scores_every_profile_it_serves(running_service: RunningService)
         assert scored["profile"] == profile and scored["items"][0]["reward"] is not None, scored
 
 
-def test_service_runs_as_the_declared_user_and_writes_its_folders(running_service: RunningService) -> None:
-    declared = dockerfile_instructions(SERVICE_DOCKERFILE.read_text(encoding="utf-8"))
-    (user,) = [arguments for keyword, arguments in declared if keyword == "USER"]
+def test_service_runs_as_the_declared_user_and_writes_its_folders(
+    running_service: RunningService, service_dockerfile: list[tuple[str, str]]
+) -> None:
+    (user,) = [arguments for keyword, arguments in service_dockerfile if keyword == "USER"]
     uid, gid = running_service.root.user(user)
     assert uid != 0
     status = Path(f"/proc/{running_service.process.pid}/status").read_text()
