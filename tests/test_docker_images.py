@@ -115,6 +115,7 @@ def ensure_standin(name: str) -> None:
     if subprocess.run([PODMAN, "image", "exists", name]).returncode == 0:
         return
     match = _python_image(name)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="unirg-standin-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         _run(
@@ -143,6 +144,7 @@ def ensure_standin(name: str) -> None:
         changes = [argument for line in STANDIN_CONFIG for argument in ("--change", line)]
         # Under the name Docker gives it (podman would put an unqualified name under localhost/).
         _podman("import", *changes, str(archive), name if "/" in name else f"docker.io/library/{name}")
+    TIMINGS["stand-in bootstrap s"] = time.monotonic() - started
 
 
 def torch_wheel(version: str, base_image: str) -> str:
