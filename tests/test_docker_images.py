@@ -619,7 +619,7 @@ def trainer_root(
             Path(volumes[target]["source"]).mkdir(parents=True, exist_ok=True)
             os.chown(volumes[target]["source"], uid, gid)
         code = (
-            "import json, sys; from pathlib import Path\n"
+            "import sys; from pathlib import Path\n"
             "from trainer.tiny_models import save_tiny_qwen2\n"
             "from trainer.toy_data import toy_corpus, write_toy_dataset\n"
             "root = Path(sys.argv[1]); write_toy_dataset(root, n_studies=8)\n"
