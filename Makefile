@@ -25,7 +25,7 @@ CLIENTS_DEPS := "httpx>=0.27" "pydantic>=2.6" "pydantic-settings>=2.7" "tenacity
 PIP_VERL := $(VENV_VERL)/bin/python -m pip install --disable-pip-version-check
 PYTEST_VERL := UNIRG_SERVICE_PYTHON="$(abspath $(BIN))/python" $(VENV_VERL)/bin/python -m pytest tests/verl_loop
 
-.PHONY: serve test test-transformers5 test-verl install-service install-models install-train install-test install-transformers5 install-verl redis lint bench
+.PHONY: serve test test-transformers5 test-verl test-docker install-service install-models install-train install-test install-transformers5 install-verl redis lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ test: install-test install-transformers5 install-verl redis
 install-test: $(BIN)/python
 	$(PIP) "$(TORCH_SPEC)"
 	$(PIP) -e ".[test]" "$(TRANSFORMERS4_SPEC)"
+
+## Only the image builds and their smoke run, printing build and start-up times (part of `make test`;
+## needs root, podman and debootstrap).
+test-docker: install-test redis
+	$(BIN)/python -m pytest -s tests/test_docker_images.py
 
 ## Only the transformers-5 part of `make test`.
 test-transformers5: install-test install-transformers5 redis

