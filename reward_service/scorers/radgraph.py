@@ -43,19 +43,19 @@ RewardLevel = Literal["simple", "partial", "complete", "rexrank"]
 
 class RadGraphOptions(ScorerOptions):
     model_type: Literal["radgraph", "radgraph-xl", "modern-radgraph-xl", "echograph"] = Field(
-        "radgraph", description="RadGraph model: radgraph (v1, ReXrank's), radgraph-xl, ..."
+        default="radgraph", description="RadGraph model: radgraph (v1, ReXrank's), radgraph-xl, ..."
     )
     model_dir: Path | None = Field(
-        None,
+        default=None,
         description="Directory holding <model_type>/ (config.json, vocabulary/, weights.th) as the radgraph "
         "package lays it out; default <model_cache_dir>/radgraph.",
     )
     reward_level: RewardLevel = Field(
-        "rexrank",
+        default="rexrank",
         description="The score: simple, partial or complete (the radgraph package's levels) or rexrank "
         "(mean of entity and relation F1, ReXrank's RadGraph). All are in the details.",
     )
-    return_graphs: bool = Field(False, description="Put both reports' entity graphs in the details.")
+    return_graphs: bool = Field(default=False, description="Put both reports' entity graphs in the details.")
 
 
 def set_f1(reference: set[Any], candidate: set[Any]) -> float:
