@@ -197,7 +197,6 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
         "language, an echoed prompt or indication); otherwise 1 lowered for repeated sentences, looping, "
         "runaway length, truncation and shotgun lists of negated or hedged findings."
     )
-    Options = ReportGuardOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -207,7 +206,7 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
         return {"vocabulary_version": self.vocabulary.version, "vocabulary_sha256": self.vocabulary.sha256}
 
     def score_one(self, item: ScoreItem) -> ScoreResult:
-        options: ReportGuardOptions = self.options  # type: ignore[assignment]
+        options = self.options
         text = item.candidate
         lowered = text.lower()
         words = _report_words(lowered)
