@@ -114,7 +114,7 @@ class _SharedScorer:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(  # type: ignore[misc]
+        self.__init__(
             state["base_url"], state["profile"], state["config"], state["consumers"], state["columns"]
         )
         self.profile_hash = state["profile_hash"]

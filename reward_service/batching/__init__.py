@@ -12,6 +12,7 @@ Queue overflow raises :class:`QueueFullError`, which the HTTP layer answers with
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 from reward_service.batching.batcher import (
     BatcherClosedError,
@@ -25,16 +26,19 @@ from reward_service.batching.cache import ReferenceCache, text_key
 from reward_service.batching.pairs import PairEncoder
 from reward_service.settings import Settings
 
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
 
 def batcher_from_settings(
     name: str,
-    process: ProcessFn,
-    cost: Callable[[object], int],
+    process: ProcessFn[ItemT, ResultT],
+    cost: Callable[[ItemT], int],
     settings: Settings,
     *,
-    key: Callable[[object], Hashable] | None = None,
+    key: Callable[[ItemT], Hashable] | None = None,
     bucketed: bool = False,
-) -> DynamicBatcher:
+) -> DynamicBatcher[ItemT, ResultT]:
     """A :class:`DynamicBatcher` with the knobs of ``settings`` (``batch_*``).
 
     With ``bucketed``, ``cost(item)`` must be the item's token count; items are then costed at
@@ -42,19 +46,19 @@ def batcher_from_settings(
     of the same padded length, and ``process`` must pad each batch to
     ``padded_length(longest, settings.batch_pad_multiple)``: numbers then do not depend on batching.
     """
-    extra: dict = {} if key is None else {"key": key}
+    extra: dict[str, Callable[[ItemT], Hashable]] = {} if key is None else {"key": key}
+    batch_cost = cost
     if bucketed:
         multiple = settings.batch_pad_multiple
-        token_count = cost
 
-        def cost(item: object) -> int:
-            return padded_length(token_count(item), multiple)
+        def padded_cost(item: ItemT) -> int:
+            return padded_length(cost(item), multiple)
 
-        extra["bucket"] = cost
+        batch_cost = extra["bucket"] = padded_cost
     return DynamicBatcher(
         name,
         process,
-        cost,
+        batch_cost,
         token_budget=settings.batch_token_budget,
         max_wait_ms=settings.batch_max_wait_ms,
         window=settings.batch_window,

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar, overload
 
 from reward_service import metrics
 from reward_service.errors import Overloaded
@@ -83,8 +83,8 @@ def padded_length(length: int, multiple: int) -> int:
     return -(-length // multiple) * multiple
 
 
-def _identity_key(item: object) -> Hashable:
-    return item  # type: ignore[return-value]
+def _identity_key(item: Hashable) -> Hashable:
+    return item
 
 
 class DynamicBatcher(Generic[ItemT, ResultT]):
@@ -156,11 +156,21 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
 
     async def submit(self, item: ItemT) -> ResultT:
         """Compute one item; raises the item's own exception if it failed."""
-        return (await self.submit_many([item], return_exceptions=False))[0]  # type: ignore[return-value]
+        return (await self.submit_many([item], return_exceptions=False))[0]
+
+    @overload
+    async def submit_many(
+        self, items: Sequence[ItemT], *, return_exceptions: Literal[False]
+    ) -> list[ResultT]: ...
+
+    @overload
+    async def submit_many(
+        self, items: Sequence[ItemT], *, return_exceptions: bool = True
+    ) -> list[ResultT | BaseException]: ...
 
     async def submit_many(
         self, items: Sequence[ItemT], *, return_exceptions: bool = True
-    ) -> list[ResultT | BaseException]:
+    ) -> list[ResultT] | list[ResultT | BaseException]:
         """Compute many items, all admitted to the queue at once or none (:class:`QueueFullError`).
 
         With ``return_exceptions`` (the default) a failed item's exception is returned in its slot,

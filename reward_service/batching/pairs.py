@@ -39,8 +39,8 @@ class PairEncoder(Generic[ItemT, OutT]):
     async def encode(
         self, references: Sequence[str], candidates: Sequence[str]
     ) -> tuple[list[OutT | BaseException], list[OutT | BaseException]]:
-        ref_out: list[OutT | BaseException | None] = [self.cache.get(self.fingerprint, r) for r in references]
-        missing = [i for i, out in enumerate(ref_out) if out is None]
+        cached = [self.cache.get(self.fingerprint, r) for r in references]
+        missing = [i for i, out in enumerate(cached) if out is None]
         texts = [references[i] for i in missing] + list(candidates)
         prepared: list[ItemT | BaseException] = []
         for text in texts:
@@ -50,9 +50,12 @@ class PairEncoder(Generic[ItemT, OutT]):
                 prepared.append(exc)
         to_run = [item for item in prepared if not isinstance(item, BaseException)]
         computed = iter(await self.batcher.submit_many(to_run) if to_run else [])
-        outputs = [item if isinstance(item, BaseException) else next(computed) for item in prepared]
+        outputs: list[OutT | BaseException] = [
+            item if isinstance(item, BaseException) else next(computed) for item in prepared
+        ]
         for slot, output in zip(missing, outputs[: len(missing)], strict=True):
-            ref_out[slot] = output
             if not isinstance(output, BaseException):
                 self.cache.put(self.fingerprint, references[slot], output)
-        return ref_out, outputs[len(missing) :]  # type: ignore[return-value]
+        computed_refs = iter(outputs[: len(missing)])
+        ref_out = [next(computed_refs) if out is None else out for out in cached]
+        return ref_out, outputs[len(missing) :]

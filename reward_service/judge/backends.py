@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -35,6 +35,9 @@ from reward_service.judge.prompts import JudgePrompt
 from reward_service.redaction import redact_text, redact_url
 from reward_service.settings import Settings
 from unirg.common.retry_after import parse_retry_after
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +327,10 @@ class TransformersBackend(JudgeBackend):
         path = resolve_model_dir(self.settings.judge_model, self.settings, what="judge model")
         self._device = select_device(self.settings)
         self._tokenizer = AutoTokenizer.from_pretrained(path)
-        self._model = AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto").to(self._device).eval()
+        # Typed as a torch Module: transformers decorates PreTrainedModel.to with functools.wraps, which
+        # pyright does not bind to the instance.
+        model = cast("torch.nn.Module", AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto"))
+        self._model = model.to(self._device).eval()
         self._model_sha256 = dir_sha256(path)
 
     async def close(self) -> None:

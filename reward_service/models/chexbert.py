@@ -99,8 +99,9 @@ def tokenize_report(text: str, tokenizer: BertTokenizer) -> list[int]:
     cleaned = _WHITESPACE.sub(" ", text.strip().replace("\n", " ")).strip()
     # CheXbert passes the WordPiece tokens to encode_plus, which only looks them up and adds [CLS]
     # and [SEP]; transformers 5 has no encode_plus, so both steps are spelled out.
-    tokens = tokenizer.tokenize(cleaned)
-    ids = [tokenizer.cls_token_id, *tokenizer.convert_tokens_to_ids(tokens), tokenizer.sep_token_id]
+    token_ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(cleaned))
+    assert isinstance(token_ids, list)  # a list of tokens gives a list of ids
+    ids = [tokenizer.cls_token_id, *token_ids, tokenizer.sep_token_id]
     if len(ids) > MAX_TOKENS:
         ids = [*ids[: MAX_TOKENS - 1], tokenizer.sep_token_id]
     return ids

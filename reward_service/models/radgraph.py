@@ -186,7 +186,9 @@ class BatchedRadGraph:
         # The package prints its device choice; keep the service's stdout for its own logs.
         with contextlib.redirect_stdout(io.StringIO()), current_tokenizer_api():
             self.package = radgraph.RadGraph(model_type=model_type, model_cache_dir=str(cache_dir), cuda=cuda)
-        self.model = self.package.model
+        # radgraph's DyGIE model. The package ships no types: pyright sees DyGIE's submodules and
+        # settings only through torch's Module.__getattr__ (Tensor | Module).
+        self.model: Any = self.package.model
         self.reader = self.package.reader
         self.model_type = self.package.model_type
         self.device = self.package.device
@@ -237,6 +239,7 @@ class BatchedRadGraph:
         batch = Batch(instances)
         batch.index_instances(self.model.vocab)
         tensors = batch_to_device(batch.as_tensor_dict(), self.device)
+        assert isinstance(tensors, dict)  # unannotated: a dict of tensors comes back as one
         with torch.inference_mode():
             outputs = self._forward(tensors)
         annotations = postprocess_reports(outputs)

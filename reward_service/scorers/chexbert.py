@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import Field
 
@@ -35,24 +35,27 @@ DEFAULT_ENCODER = "bert-base-uncased"
 
 class CheXbertOptions(ScorerOptions):
     checkpoint: str = Field(
-        DEFAULT_CHECKPOINT, description="chexbert.pth: a local path or a hub file owner/repo/filename."
+        default=DEFAULT_CHECKPOINT,
+        description="chexbert.pth: a local path or a hub file owner/repo/filename.",
     )
     encoder: str = Field(
-        DEFAULT_ENCODER,
+        default=DEFAULT_ENCODER,
         description="bert-base-uncased config and tokenizer: a hub id or a local directory.",
     )
 
 
 class CheXbertF1Options(CheXbertOptions):
     f1: Literal["micro14", "micro5"] = Field(
-        "micro14", description="Which label F1 is the score; both are in the details."
+        default="micro14", description="Which label F1 is the score; both are in the details."
     )
 
 
-class _CheXbertScorer(SharedModelScorer[CheXbertOptions, "CheXbertOutput"]):
+_OptionsT = TypeVar("_OptionsT", bound=CheXbertOptions)
+
+
+class _CheXbertScorer(SharedModelScorer[_OptionsT, "CheXbertOutput"]):
     """The chexbert and semb scorers: one CheXbert model per (checkpoint, encoder), shared by both."""
 
-    Options: ClassVar[type[ScorerOptions]] = CheXbertOptions
     family = "chexbert"
 
     @classmethod
@@ -64,7 +67,7 @@ class _CheXbertScorer(SharedModelScorer[CheXbertOptions, "CheXbertOutput"]):
         ]
 
     def resolve(self) -> tuple[str, Callable[[], ModelParts[tuple[int, ...], CheXbertOutput]]]:
-        options: CheXbertOptions = self.options  # type: ignore[assignment]
+        options = self.options
         checkpoint, encoder_dir = (
             weight.resolve(self.settings) for weight in self.weights(options, self.settings)
         )
@@ -106,12 +109,11 @@ def present_labels(output: CheXbertOutput) -> frozenset[str]:
     return present_observations([_CLASS_TO_LABEL[c] for c in output.classes], uncertain_present=True)
 
 
-class CheXbertF1Scorer(_CheXbertScorer):
+class CheXbertF1Scorer(_CheXbertScorer[CheXbertF1Options]):
     description = (
         "CheXbert label F1: the 14 CheXpert labels of both reports by the CheXbert model, positive or "
         "uncertain counted present; F1 over 14 labels (or the top 5)."
     )
-    Options = CheXbertF1Options
 
     def compare(self, reference: CheXbertOutput, candidate: CheXbertOutput) -> ScoreResult:
         from reward_service.text.chexpert import CHEXPERT_OBSERVATIONS, CHEXPERT_TOP5, label_f1
@@ -121,7 +123,7 @@ class CheXbertF1Scorer(_CheXbertScorer):
             "micro14": label_f1(ref, cand, CHEXPERT_OBSERVATIONS),
             "micro5": label_f1(ref, cand, CHEXPERT_TOP5),
         }
-        options: CheXbertF1Options = self.options  # type: ignore[assignment]
+        options = self.options
         return ScoreResult(
             f1[options.f1],
             details={
@@ -133,7 +135,7 @@ class CheXbertF1Scorer(_CheXbertScorer):
         )
 
 
-class SembScorer(_CheXbertScorer):
+class SembScorer(_CheXbertScorer[CheXbertOptions]):
     description = "SembScore: cosine similarity of the CheXbert [CLS] vectors of reference and candidate."
 
     def compare(self, reference: CheXbertOutput, candidate: CheXbertOutput) -> ScoreResult:

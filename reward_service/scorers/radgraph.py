@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field
 
@@ -43,19 +43,19 @@ RewardLevel = Literal["simple", "partial", "complete", "rexrank"]
 
 class RadGraphOptions(ScorerOptions):
     model_type: Literal["radgraph", "radgraph-xl", "modern-radgraph-xl", "echograph"] = Field(
-        "radgraph", description="RadGraph model: radgraph (v1, ReXrank's), radgraph-xl, ..."
+        default="radgraph", description="RadGraph model: radgraph (v1, ReXrank's), radgraph-xl, ..."
     )
     model_dir: Path | None = Field(
-        None,
+        default=None,
         description="Directory holding <model_type>/ (config.json, vocabulary/, weights.th) as the radgraph "
         "package lays it out; default <model_cache_dir>/radgraph.",
     )
     reward_level: RewardLevel = Field(
-        "rexrank",
+        default="rexrank",
         description="The score: simple, partial or complete (the radgraph package's levels) or rexrank "
         "(mean of entity and relation F1, ReXrank's RadGraph). All are in the details.",
     )
-    return_graphs: bool = Field(False, description="Put both reports' entity graphs in the details.")
+    return_graphs: bool = Field(default=False, description="Put both reports' entity graphs in the details.")
 
 
 def set_f1(reference: set[Any], candidate: set[Any]) -> float:
@@ -101,7 +101,9 @@ def radgraph_scores(reference: Annotation, candidate: Annotation) -> dict[str, f
     """All levels for one pair of annotations: the package's three levels, entity/relation F1, rexrank."""
     from radgraph.rewards import compute_reward
 
-    simple, partial, complete = compute_reward(candidate, reference, "all")
+    # compute_reward is unannotated: with "all" it returns the three levels, pyright also infers one float.
+    all_levels = cast(tuple[float, float, float], compute_reward(candidate, reference, "all"))
+    simple, partial, complete = all_levels
     entity_f1 = set_f1(graph_entities(reference), graph_entities(candidate))
     relation_f1 = set_f1(graph_relations(reference), graph_relations(candidate))
     return {
@@ -190,7 +192,6 @@ class RadGraphScorer(SharedModelScorer[RadGraphOptions, Annotation]):
         "RadGraph F1: entities and relations of both reports by a RadGraph model; reward level simple, "
         "partial, complete or rexrank (mean of entity and relation F1)."
     )
-    Options: ClassVar[type[ScorerOptions]] = RadGraphOptions
     family = "radgraph"
 
     @classmethod
@@ -202,7 +203,7 @@ class RadGraphScorer(SharedModelScorer[RadGraphOptions, Annotation]):
         return [RadGraphArchive(options.model_type, "RadGraph model", cache_dir)]
 
     def resolve(self) -> tuple[str, Callable[[], ModelParts[str, Annotation]]]:
-        options: RadGraphOptions = self.options  # type: ignore[assignment]
+        options = self.options
         (archive,) = self.weights(options, self.settings)
         directory = archive.resolve(self.settings)
         return f"{directory}:{self.settings.device}", partial(_build, directory, self.settings)
@@ -213,14 +214,14 @@ class RadGraphScorer(SharedModelScorer[RadGraphOptions, Annotation]):
         return None
 
     def compare(self, reference: Annotation, candidate: Annotation) -> ScoreResult:
-        options: RadGraphOptions = self.options  # type: ignore[assignment]
+        options = self.options
         graphs = (reference, candidate) if options.return_graphs else (None, None)
         return self._result(radgraph_scores(reference, candidate), *graphs)
 
     def _result(
         self, scores: Mapping[str, float], reference: Annotation | None, candidate: Annotation | None
     ) -> ScoreResult:
-        options: RadGraphOptions = self.options  # type: ignore[assignment]
+        options = self.options
         details: dict[str, Any] = dict(scores)
         if options.return_graphs:
             details["reference_graph"] = reference["entities"] if reference else {}

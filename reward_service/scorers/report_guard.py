@@ -127,44 +127,46 @@ def load_vocabulary() -> ReportVocabulary:
 
 
 class ReportGuardOptions(ScorerOptions):
-    max_length_ratio: float = Field(3.0, gt=0, description="Words allowed per reference word before penalty.")
-    min_length_allowance: int = Field(
-        60, ge=1, description="Words always allowed, however short the reference."
+    max_length_ratio: float = Field(
+        default=3.0, gt=0, description="Words allowed per reference word before penalty."
     )
-    repeat_ngram: int = Field(4, ge=2, description="n of the word n-grams checked for looping text.")
+    min_length_allowance: int = Field(
+        default=60, ge=1, description="Words always allowed, however short the reference."
+    )
+    repeat_ngram: int = Field(default=4, ge=2, description="n of the word n-grams checked for looping text.")
     min_vocabulary_share: float = Field(
-        0.6,
+        default=0.6,
         ge=0,
         le=1,
         description="Share of words that must be English chest X-ray report vocabulary; below it the text "
         "is not a report (score 0). Real reports are at 0.9 or more.",
     )
     min_words_for_content: int = Field(
-        4,
+        default=4,
         ge=1,
         description="From this many words on, a report must name some chest anatomy, finding or device.",
     )
     truncation_factor: float = Field(
-        0.2,
+        default=0.2,
         ge=0,
         le=1,
         description="Factor for a report cut off mid-sentence (it ends on a fragment): at most this reward, "
         "so cutting a report short before its mistakes does not pay.",
     )
     near_duplicate_jaccard: float = Field(
-        0.8,
+        default=0.8,
         gt=0,
         le=1,
         description="Sentences sharing at least this share of their words (filler ignored) are repeats.",
     )
     negation_allowance: int = Field(
-        6,
+        default=6,
         ge=1,
         description="Negated findings always allowed; beyond this and the reference's findings plus 3, "
         "the factor is allowance / negated findings (a shotgun list of negations).",
     )
     hedge_allowance: int = Field(
-        3,
+        default=3,
         ge=1,
         description="Hedged findings always allowed; beyond this and the reference's hedged findings plus "
         "2, the factor is allowance / hedged findings.",
@@ -195,7 +197,6 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
         "language, an echoed prompt or indication); otherwise 1 lowered for repeated sentences, looping, "
         "runaway length, truncation and shotgun lists of negated or hedged findings."
     )
-    Options = ReportGuardOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -205,7 +206,7 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
         return {"vocabulary_version": self.vocabulary.version, "vocabulary_sha256": self.vocabulary.sha256}
 
     def score_one(self, item: ScoreItem) -> ScoreResult:
-        options: ReportGuardOptions = self.options  # type: ignore[assignment]
+        options = self.options
         text = item.candidate
         lowered = text.lower()
         words = _report_words(lowered)

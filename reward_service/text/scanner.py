@@ -9,10 +9,14 @@ cannot analyse is tried at every word.
 
 from __future__ import annotations
 
+import importlib
 import re
-import re._constants as _re_constants  # the parser tells which letters a phrase can start with
-import re._parser as _re_parser
 from typing import Any
+
+# The regex parser tells which letters a phrase can start with. Its modules are private and not in the
+# typeshed stubs, so they are bound untyped.
+_re_constants: Any = importlib.import_module("re._constants")
+_re_parser: Any = importlib.import_module("re._parser")
 
 _PREFIX = 4  # phrases are dispatched on the first four characters of a word
 _DISPATCH_CACHE_LIMIT = 50_000
@@ -135,6 +139,7 @@ class PhraseScanner:
                 sentence_end = ends[sentence]
             match = regex.match(text, position, sentence_end)
             if match is not None:
-                found.append((position, match.end(), index[match.lastgroup]))  # type: ignore[index]
+                assert match.lastgroup is not None  # every alternative is a named group
+                found.append((position, match.end(), index[match.lastgroup]))
                 covered = match.end()
         return found
