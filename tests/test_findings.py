@@ -157,15 +157,24 @@ def _read_whole_then_by_sentence(text: str) -> tuple[findings.ReportFindings, fi
     clear_report_caches()
     whole = extract_findings(text)  # no sentence seen before: read whole
     extract_findings.cache_clear()  # forget the report, keep its sentences
-    by_sentence = extract_findings(text)
+    again = extract_findings(text)  # seen before: read whole, its sentences cut out and remembered
+    assert again == whole
+    extract_findings.cache_clear()
+    by_sentence = extract_findings(text)  # read a sentence at a time from what was remembered
     return whole, by_sentence
+
+
+def _assert_remembered_sentences_equal_them_analysed_alone() -> None:
+    for sentence, remembered in findings._SENTENCES.analyses.items():
+        assert remembered == findings._analyse(sentence, [len(sentence) + 1]), sentence
 
 
 @pytest.mark.parametrize("text", ACROSS_SENTENCES)
 def test_a_report_read_by_sentence_equals_it_read_whole(text: str) -> None:
     whole, by_sentence = _read_whole_then_by_sentence(text)
-    assert findings._SENTENCES.analyses, "the second reading did not go sentence by sentence"
+    assert findings._SENTENCES.analyses, "the third reading did not go sentence by sentence"
     assert by_sentence == whole
+    _assert_remembered_sentences_equal_them_analysed_alone()
 
 
 def test_real_reports_read_by_sentence_equal_them_read_whole(shared_reports: dict[str, dict]) -> None:
@@ -174,3 +183,4 @@ def test_real_reports_read_by_sentence_equal_them_read_whole(shared_reports: dic
     for text in reports + variants:
         whole, by_sentence = _read_whole_then_by_sentence(text)
         assert by_sentence == whole, text
+        _assert_remembered_sentences_equal_them_analysed_alone()

@@ -277,24 +277,29 @@ def extract_findings(text: str) -> ReportFindings:
     """All finding mentions of a report with status, side, zone, severity, change and measurements.
 
     Cached by text: in RL every candidate of a group shares one reference, so references are
-    extracted once per group. Below that, sentences are remembered too: reports of one group, and
-    of one model, repeat most of their sentences, so a report whose sentences have mostly been seen
-    is read a sentence at a time (each sentence analysed once); any other report is read whole.
-    Every rule stays inside its sentence, so both ways give the same mentions.
+    extracted once per group. Below that, sentences are remembered too (:class:`_SentenceMemo`):
+    reports of one group, and of one model, repeat most of their sentences. Every rule stays inside
+    its sentence, so a report read whole and read a sentence at a time give the same mentions.
     """
     normalized = _normalize(text)
     text = normalized.text
     sentence_ends = [match.end() for match in _SENTENCE_ENDS.finditer(text)]
-    parts = _SENTENCES.parts(text, sentence_ends)
+    starts = [0, *sentence_ends]
+    if sentence_ends and sentence_ends[-1] == len(text):
+        starts.pop()  # no empty sentence after the last end
+    sentences = [text[start:end] for start, end in zip(starts, [*sentence_ends, len(text)], strict=False)]
+    parts = _SENTENCES.parts(sentences, starts)
     if parts is None:
         sentence_ends.append(len(text) + 1)
-        parts = [(0, _analyse(text, sentence_ends))]
+        analysis = _analyse(text, sentence_ends)
+        _SENTENCES.remember(sentences, starts, analysis)
+        parts = [(0, analysis)]
     mentions: list[Mention] = []
     comparison: tuple[str, int] | None = None
-    for offset, analysis in parts:
-        mentions.extend(_placed(analysis.mentions, offset, normalized))
-        if comparison is None and analysis.comparison is not None:
-            comparison = (analysis.comparison[0], analysis.comparison[1] + offset)
+    for offset, part in parts:
+        mentions.extend(_placed(part.mentions, offset, normalized))
+        if comparison is None and part.comparison is not None:
+            comparison = (part.comparison[0], part.comparison[1] + offset)
     if comparison is None:
         return ReportFindings(text, tuple(mentions), None, None)
     sentence, start = comparison
@@ -304,34 +309,33 @@ def extract_findings(text: str) -> ReportFindings:
 
 
 class _Analysis(NamedTuple):
-    """The mentions of a text and its first comparison sentence (the sentence and where it starts);
-    offsets refer to the normalised text analysed."""
+    """What the rules read in a normalised text, offsets in that text."""
 
     mentions: tuple[Mention, ...]
+    #: The first sentence that compares with a prior study, and where it starts.
     comparison: tuple[str, int] | None
+    #: The indexes of every sentence that compares.
+    comparing: frozenset[int]
 
 
 class _SentenceMemo:
-    """Analyses of single sentences by their text, and the sentences seen once (bounded: each is
-    emptied when it outgrows ``limit``)."""
+    """What the rules read in single sentences, by sentence, and the sentences seen once.
+
+    A report with at least a quarter of its sentences analysed before is read a sentence at a time (the
+    others analysed alone, then remembered). Any other report is read whole, which costs less than
+    reading its sentences one by one, and its sentences seen once before are cut out of that reading
+    and remembered. Each store is emptied when it outgrows ``limit``.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.analyses: dict[str, _Analysis] = {}
         self.seen: set[str] = set()
 
-    def parts(self, text: str, sentence_ends: list[int]) -> list[tuple[int, _Analysis]] | None:
-        """``(offset, analysis)`` of each sentence when most were seen before; None: read it whole."""
-        starts = [0, *sentence_ends]
-        if sentence_ends and sentence_ends[-1] == len(text):
-            starts.pop()
-        sentences = [text[start:end] for start, end in zip(starts, [*sentence_ends, len(text)], strict=False)]
-        analyses, seen = self.analyses, self.seen
-        known = sum(1 for sentence in sentences if sentence in analyses or sentence in seen)
-        if 2 * known < len(sentences):
-            if len(seen) > self.limit:
-                seen.clear()
-            seen.update(sentences)
+    def parts(self, sentences: list[str], starts: list[int]) -> list[tuple[int, _Analysis]] | None:
+        """``(offset, analysis)`` of each sentence, or None when the report is better read whole."""
+        analyses = self.analyses
+        if 4 * sum(1 for sentence in sentences if sentence in analyses) < len(sentences) or not sentences:
             return None
         if len(analyses) > self.limit:
             analyses.clear()
@@ -343,11 +347,41 @@ class _SentenceMemo:
             parts.append((start, analysis))
         return parts
 
+    def remember(self, sentences: list[str], starts: list[int], analysis: _Analysis) -> None:
+        """Keep the sentences of a report read whole: those seen before, cut out of ``analysis``."""
+        seen, analyses = self.seen, self.analyses
+        again = [index for index, sentence in enumerate(sentences) if sentence in seen]
+        if len(seen) > self.limit:
+            seen.clear()
+        seen.update(sentences)
+        if not again:
+            return
+        if len(analyses) > self.limit:
+            analyses.clear()
+        own: dict[int, list[Mention]] = {index: [] for index in again}
+        for mention in analysis.mentions:
+            index = bisect_right(starts, mention.start) - 1
+            if index in own:
+                own[index].append(mention)
+        for index in again:
+            sentence = sentences[index]
+            comparison = None
+            if index in analysis.comparing:
+                stripped = sentence.strip()
+                comparison = (stripped, sentence.index(stripped))
+            analyses[sentence] = _Analysis(
+                _placed(tuple(own[index]), -starts[index], NormalizedReport(sentence, None)),
+                comparison,
+                _FIRST if comparison is not None else _NONE,
+            )
+
     def cache_clear(self) -> None:
         self.analyses.clear()
         self.seen.clear()
 
 
+_FIRST: frozenset[int] = frozenset({0})
+_NONE: frozenset[int] = frozenset()
 _SENTENCES = _SentenceMemo(limit=50_000)
 
 
@@ -406,18 +440,19 @@ def _analyse(text: str, sentence_ends: list[int]) -> _Analysis:
             sentence = sentences[index] = text[start : sentence_ends[index]].strip()
         return sentence
 
-    first_comparison = next((start for start, _, roles in cues if roles & (COMPARISON | _CHANGE)), None)
+    comparing_cues = [start for start, _, roles in cues if roles & (COMPARISON | _CHANGE)]
+    comparing = frozenset(bisect_right(sentence_ends, start) for start in comparing_cues)
     comparison = None
-    if first_comparison is not None:
-        comparison_sentence = sentence_of(first_comparison)
-        index = bisect_right(sentence_ends, first_comparison)
+    if comparing_cues:
+        comparison_sentence = sentence_of(comparing_cues[0])
+        index = bisect_right(sentence_ends, comparing_cues[0])
         comparison = (
             comparison_sentence,
             text.index(comparison_sentence, sentence_ends[index - 1] if index else 0),
         )
     spans = _spans(text, layout, _MENTIONS.scan(text, layout.letter_starts, sentence_ends), cues)
     if not spans:
-        return _Analysis((), comparison)
+        return _Analysis((), comparison, comparing)
     cue_starts = [start for start, _, _ in cues]
     backward = _backward_roles(text, layout, spans, cues, cue_starts)
     attributes = [0] * len(spans)
@@ -459,7 +494,7 @@ def _analyse(text: str, sentence_ends: list[int]) -> _Analysis:
             malposition = _malposition(mention)
             if malposition is not None:
                 mentions.append(malposition)
-    return _Analysis(tuple(mentions), comparison)
+    return _Analysis(tuple(mentions), comparison, comparing)
 
 
 def _sentence_measurements(text: str, sentence_ends: list[int]) -> list[Measurement]:
