@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Hashable, Iterable
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult
 from reward_service.text.tokens import rexrank_tokens
@@ -18,12 +19,35 @@ from reward_service.text.tokens import rexrank_tokens
 _EPSILON = 0.1
 
 
-def _ngrams(tokens: tuple[str, ...], n: int) -> Counter[tuple[str, ...]]:
-    return Counter(zip(*(tokens[i:] for i in range(n)), strict=False))  # each shifted copy is shorter
+class _NGrams(NamedTuple):
+    """The distinct n-grams of a text, and the count of each that occurs more than once."""
+
+    distinct: frozenset[Hashable]
+    repeated: dict[Hashable, int]
+
+
+def _ngrams(tokens: tuple[str, ...], n: int) -> _NGrams:
+    # Unigrams are the tokens themselves; longer n-grams are tuples (each shifted copy is shorter).
+    grams: Iterable[Hashable] = tokens if n == 1 else zip(*(tokens[i:] for i in range(n)), strict=False)
+    distinct = frozenset(grams)
+    if len(distinct) == max(0, len(tokens) - n + 1):
+        return _NGrams(distinct, {})  # every n-gram once: most 2- to 4-grams of a report
+    counts = Counter(tokens if n == 1 else zip(*(tokens[i:] for i in range(n)), strict=False))
+    return _NGrams(distinct, {gram: count for gram, count in counts.items() if count > 1})
+
+
+def _matches(candidate: _NGrams, reference: _NGrams) -> int:
+    """Clipped matches: each n-gram both have, counted as often as the rarer of the two has it."""
+    common = candidate.distinct & reference.distinct
+    if not (candidate.repeated and reference.repeated):
+        # One side has each common n-gram once, so each matches once.
+        return len(common)
+    in_candidate, in_reference = candidate.repeated.get, reference.repeated.get
+    return sum(min(in_candidate(gram, 1), in_reference(gram, 1)) for gram in common)
 
 
 @lru_cache(maxsize=16384)
-def _text_ngrams(text: str, n: int) -> Counter[tuple[str, ...]]:
+def _text_ngrams(text: str, n: int) -> _NGrams:
     """The n-grams of a report's ReXrank tokens, cached: BLEU-2 and BLEU-4 count the same ones, and in
     GRPO every candidate of a group shares the reference."""
     return _ngrams(_text_tokens(text), n)
@@ -52,17 +76,9 @@ def sentence_bleu(
     precisions = []
     for n in range(1, max_order + 1):
         if reference_text is not None and candidate_text is not None:
-            candidate_ngrams = _text_ngrams(candidate_text, n)
-            reference_ngrams = _text_ngrams(reference_text, n)
+            matches = _matches(_text_ngrams(candidate_text, n), _text_ngrams(reference_text, n))
         else:
-            candidate_ngrams = _ngrams(tuple(candidate), n)
-            reference_ngrams = _ngrams(tuple(reference), n)
-        # Only the n-grams both texts have can match; the set intersection finds them without a
-        # Python step per candidate n-gram (most 3- and 4-grams of another report match nothing).
-        matches = sum(
-            min(candidate_ngrams[gram], reference_ngrams[gram])
-            for gram in candidate_ngrams.keys() & reference_ngrams.keys()
-        )
+            matches = _matches(_ngrams(tuple(candidate), n), _ngrams(tuple(reference), n))
         total = max(1, len(candidate) - n + 1)
         if matches == 0:
             if n == 1:
