@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Mapping
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
+from itertools import pairwise
 from typing import ClassVar, NamedTuple
 
 from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult
@@ -20,29 +22,29 @@ _EPSILON = 0.1
 
 
 class _NGrams(NamedTuple):
-    """The distinct n-grams of a text, and the count of each that occurs more than once."""
+    """The distinct n-grams of a text, and the count of each when some occur more than once."""
 
-    distinct: frozenset[Hashable]
-    repeated: dict[Hashable, int]
+    distinct: AbstractSet[Hashable]
+    counts: Mapping[Hashable, int]  # empty: every n-gram occurs once
 
 
 def _ngrams(tokens: tuple[str, ...], n: int) -> _NGrams:
     # Unigrams are the tokens themselves; longer n-grams are tuples (each shifted copy is shorter).
-    grams: Iterable[Hashable] = tokens if n == 1 else zip(*(tokens[i:] for i in range(n)), strict=False)
-    distinct = frozenset(grams)
+    if n <= 2:  # nearly every report repeats some words and word pairs: count them at once
+        counts = Counter(tokens if n == 1 else pairwise(tokens))
+        return _NGrams(counts.keys(), counts)
+    distinct = frozenset(zip(*(tokens[i:] for i in range(n)), strict=False))
     if len(distinct) == max(0, len(tokens) - n + 1):
-        return _NGrams(distinct, {})  # every n-gram once: most 2- to 4-grams of a report
-    counts = Counter(tokens if n == 1 else zip(*(tokens[i:] for i in range(n)), strict=False))
-    return _NGrams(distinct, {gram: count for gram, count in counts.items() if count > 1})
+        return _NGrams(distinct, {})  # every n-gram once: most 3- and 4-grams of a report
+    return _NGrams(distinct, Counter(zip(*(tokens[i:] for i in range(n)), strict=False)))
 
 
 def _matches(candidate: _NGrams, reference: _NGrams) -> int:
     """Clipped matches: each n-gram both have, counted as often as the rarer of the two has it."""
     common = candidate.distinct & reference.distinct
-    if not (candidate.repeated and reference.repeated):
-        # One side has each common n-gram once, so each matches once.
-        return len(common)
-    in_candidate, in_reference = candidate.repeated.get, reference.repeated.get
+    if not (candidate.counts and reference.counts):
+        return len(common)  # one side has each common n-gram once, so each matches once
+    in_candidate, in_reference = candidate.counts.get, reference.counts.get
     return sum(min(in_candidate(gram, 1), in_reference(gram, 1)) for gram in common)
 
 
