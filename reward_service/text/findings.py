@@ -387,20 +387,31 @@ _SENTENCES = _SentenceMemo(limit=50_000)
 
 def _placed(mentions: tuple[Mention, ...], offset: int, normalized: NormalizedReport) -> tuple[Mention, ...]:
     """``mentions`` found ``offset`` characters into the normalised report, with offsets in the report as given."""
-    if offset == 0 and normalized.origin is None:
+    if not mentions or (offset == 0 and normalized.origin is None):
         return mentions
-    span = normalized.original_span
+    if normalized.origin is None:
+
+        def span(start: int, end: int) -> tuple[int, int]:
+            return start + offset, end + offset
+    else:
+        original_span = normalized.original_span
+
+        def span(start: int, end: int) -> tuple[int, int]:
+            return original_span(start + offset, end + offset)
+
     placed = []
     for mention in mentions:
-        start, end = span(mention.start + offset, mention.end + offset)
-        measurements = tuple(
-            measurement._replace(start=first, end=last)
-            for measurement in mention.measurements
-            for first, last in (span(measurement.start + offset, measurement.end + offset),)
-        )
-        modifiers = tuple(
-            (*span(first + offset, last + offset), roles) for first, last, roles in mention.modifiers
-        )
+        start, end = span(mention.start, mention.end)
+        measurements = mention.measurements
+        if measurements:
+            measurements = tuple(
+                measurement._replace(start=first, end=last)
+                for measurement in measurements
+                for first, last in (span(measurement.start, measurement.end),)
+            )
+        modifiers = mention.modifiers
+        if modifiers:
+            modifiers = tuple((*span(first, last), roles) for first, last, roles in modifiers)
         placed.append(
             Mention(
                 mention.concept,
