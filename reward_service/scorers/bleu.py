@@ -31,12 +31,13 @@ class _NGrams(NamedTuple):
 def _ngrams(tokens: tuple[str, ...], n: int) -> _NGrams:
     # Unigrams are the tokens themselves; longer n-grams are tuples (each shifted copy is shorter).
     if n <= 2:  # nearly every report repeats some words and word pairs: count them at once
-        counts = Counter(tokens if n == 1 else pairwise(tokens))
+        counts: Counter[Hashable] = Counter(tokens if n == 1 else pairwise(tokens))
         return _NGrams(counts.keys(), counts)
     distinct = frozenset(zip(*(tokens[i:] for i in range(n)), strict=False))
     if len(distinct) == max(0, len(tokens) - n + 1):
         return _NGrams(distinct, {})  # every n-gram once: most 3- and 4-grams of a report
-    return _NGrams(distinct, Counter(zip(*(tokens[i:] for i in range(n)), strict=False)))
+    repeated: Counter[Hashable] = Counter(zip(*(tokens[i:] for i in range(n)), strict=False))
+    return _NGrams(distinct, repeated)
 
 
 def _matches(candidate: _NGrams, reference: _NGrams) -> int:
