@@ -444,8 +444,8 @@ def running_service(
         log = tmp / "serve.log"
         # The stand-in weights of unirg-stage1, written into the models volume by the service's user, as
         # `unirg models fetch` (the models-fetch service) would: the scorers then load from there.
-        hub_cache = root.path / "tmp" / "hub_cache.py"
-        shutil.copy(REPO / "tests" / "hub_cache.py", hub_cache)
+        copy_test_builders(root.path)
+        shutil.copy(REPO / "tests" / "hub_cache.py", root.path / "tmp" / "hub_cache.py")
         code = (
             "import os, sys; from pathlib import Path; sys.path.insert(0, '/tmp'); "
             "from hub_cache import build_stage1_cache; "
@@ -487,6 +487,11 @@ def _wait_healthy(service: RunningService, timeout: float) -> None:
 
 
 # --- the service image ----------------------------------------------------------------------------------
+
+
+def copy_test_builders(root: Path) -> None:
+    """The test-only model builders (not installed in any image) into the image's /tmp, for ``sys.path``."""
+    shutil.copytree(REPO / "unirg_testing", root / "tmp" / "unirg_testing", dirs_exist_ok=True)
 
 
 def test_service_scores_the_readme_example(running_service: RunningService) -> None:
@@ -619,13 +624,14 @@ def trainer_root(
             Path(volumes[target]["source"]).mkdir(parents=True, exist_ok=True)
             os.chown(volumes[target]["source"], uid, gid)
         code = (
-            "import sys; from pathlib import Path\n"
-            "from trainer.tiny_models import save_tiny_qwen2\n"
+            "import sys; from pathlib import Path; sys.path.insert(0, '/tmp')\n"
+            "from unirg_testing.qwen2 import save_tiny_qwen2\n"
             "from trainer.toy_data import toy_corpus, write_toy_dataset\n"
             "root = Path(sys.argv[1]); write_toy_dataset(root, n_studies=8)\n"
             "save_tiny_qwen2(root / 'text-model', toy_corpus())\n"
         )
         with ImageRoot(trainer_image) as prep:
+            copy_test_builders(prep.path)
             prep.mount_volume(Path(volumes["/data"]["source"]), "/data")
             env = image_env(trainer_image, trainer)
             returncode, output = prep.run(
