@@ -46,7 +46,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 RUN mkdir reward_service clients trainer unirg \
     && pip install --no-cache-dir "./[models]" \
-    && rm -rf reward_service clients trainer unirg build unirg.egg-info
+    && rm -rf build unirg.egg-info reward_service clients trainer unirg
 COPY unirg ./unirg
 COPY reward_service ./reward_service
 COPY clients ./clients

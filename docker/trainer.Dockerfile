@@ -59,7 +59,7 @@ RUN --mount=type=bind,source=docker/wheels,target=/wheels \
     mkdir reward_service clients trainer unirg \
     && pip install --no-cache-dir "./[train]" ${VLLM_VERSION:+"vllm==${VLLM_VERSION}"} \
         ${TORCH_WHEEL:+"/wheels/${TORCH_WHEEL}"} \
-    && rm -rf reward_service clients trainer unirg build unirg.egg-info
+    && rm -rf build unirg.egg-info reward_service clients trainer unirg
 COPY unirg ./unirg
 COPY reward_service ./reward_service
 COPY clients ./clients
