@@ -23,7 +23,8 @@ VENV_VERL ?= .venv-verl
 VERL_SPEC ?= verl==0.9.1
 CLIENTS_DEPS := "httpx>=0.27" "pydantic>=2.6" "pydantic-settings>=2.7" "tenacity>=8.2"
 PIP_VERL := $(VENV_VERL)/bin/python -m pip install --disable-pip-version-check
-PYTEST_VERL := UNIRG_SERVICE_PYTHON="$(abspath $(BIN))/python" $(VENV_VERL)/bin/python -m pytest tests/verl_loop
+# tests/conftest.py needs the service's dependencies, which verl's environment lacks: stop conftest lookup there.
+PYTEST_VERL := UNIRG_SERVICE_PYTHON="$(abspath $(BIN))/python" $(VENV_VERL)/bin/python -m pytest --confcutdir=tests/verl_loop tests/verl_loop
 
 .PHONY: serve test test-transformers5 test-verl test-docker install-service install-models install-train install-test install-transformers5 install-verl redis lint bench
 
