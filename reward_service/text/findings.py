@@ -335,7 +335,7 @@ class _SentenceMemo:
     def parts(self, sentences: list[str], starts: list[int]) -> list[tuple[int, _Analysis]] | None:
         """``(offset, analysis)`` of each sentence, or None when the report is better read whole."""
         analyses = self.analyses
-        if 4 * sum(1 for sentence in sentences if sentence in analyses) < len(sentences) or not sentences:
+        if 4 * sum(1 for sentence in sentences if sentence in analyses) < len(sentences):
             return None
         if len(analyses) > self.limit:
             analyses.clear()
