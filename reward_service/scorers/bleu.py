@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
-from itertools import pairwise
 from typing import ClassVar, NamedTuple
 
 from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult
@@ -24,20 +23,21 @@ _EPSILON = 0.1
 class _NGrams(NamedTuple):
     """The distinct n-grams of a text, and the count of each when some occur more than once."""
 
-    distinct: AbstractSet[Hashable]
-    counts: Mapping[Hashable, int]  # empty: every n-gram occurs once
+    distinct: AbstractSet[str]
+    counts: Mapping[str, int]  # empty: every n-gram occurs once
 
 
 def _ngrams(tokens: tuple[str, ...], n: int) -> _NGrams:
-    # Unigrams are the tokens themselves; longer n-grams are tuples (each shifted copy is shorter).
+    # An n-gram is its words joined by spaces ("the heart"): no token holds a space, so the joining is
+    # one to one, and strings, unlike tuples, cost the cyclic garbage collector nothing while cached.
+    grams = tokens if n == 1 else list(map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False)))
     if n <= 2:  # nearly every report repeats some words and word pairs: count them at once
-        counts: Counter[Hashable] = Counter(tokens if n == 1 else pairwise(tokens))
+        counts = Counter(grams)
         return _NGrams(counts.keys(), counts)
-    distinct = frozenset(zip(*(tokens[i:] for i in range(n)), strict=False))
-    if len(distinct) == max(0, len(tokens) - n + 1):
+    distinct = frozenset(grams)
+    if len(distinct) == len(grams):
         return _NGrams(distinct, {})  # every n-gram once: most 3- and 4-grams of a report
-    repeated: Counter[Hashable] = Counter(zip(*(tokens[i:] for i in range(n)), strict=False))
-    return _NGrams(distinct, repeated)
+    return _NGrams(distinct, Counter(grams))
 
 
 def _matches(candidate: _NGrams, reference: _NGrams) -> int:
