@@ -34,6 +34,7 @@ DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 
 from bench_rules import load_pairs  # noqa: E402
 
+from reward_service.heap import freeze_startup_heap  # noqa: E402
 from reward_service.scorers import RuleScorer, ScoreItem, scorer_class  # noqa: E402
 from reward_service.settings import Settings  # noqa: E402
 from reward_service.text import clear_report_caches  # noqa: E402
@@ -77,6 +78,7 @@ def main() -> None:
         cls = scorer_class(name)
         scorer = cls(name, cls.Options(), settings)
         assert isinstance(scorer, RuleScorer)
+        freeze_startup_heap()  # as the service does once its profiles are loaded
 
         def cold(scorer: RuleScorer = scorer) -> None:
             for item in pairs:

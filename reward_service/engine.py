@@ -23,6 +23,7 @@ from typing import Any
 from reward_service import metrics
 from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
 from reward_service.errors import NotReady, Overloaded
+from reward_service.heap import freeze_startup_heap, release_startup_heap
 from reward_service.scorers import ScoreItem, Scorer, ScoreResult, describe_exception, scorer_class
 from reward_service.settings import Settings
 from unirg.common.extras import require_extra
@@ -130,6 +131,7 @@ class RewardEngine:
         await self.load(self.settings.profile, default=True)
         for extra in self.settings.extra_profiles:
             await self.load(extra)
+        freeze_startup_heap()
 
     def resolve(self, name: str | None) -> LoadedProfile:
         name = name or self.default_profile
@@ -264,4 +266,5 @@ class RewardEngine:
         }
 
     async def close(self) -> None:
+        release_startup_heap()
         await self.pool.close()
