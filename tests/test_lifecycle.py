@@ -7,6 +7,7 @@ tests run a real ``unirg serve`` and signal it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import subprocess
 import sys
@@ -20,7 +21,9 @@ from live_service import ServiceProcess, launch_service
 from waiting import wait_until, wait_until_async
 
 from reward_service.app import begin_drain, create_app
+from reward_service.engine import RewardEngine
 from reward_service.load import MAX_RETRY_AFTER_S, MIN_RETRY_AFTER_S, LoadMeter
+from reward_service.scorers import ScoreItem
 from reward_service.settings import Settings
 
 REFERENCE = "Small left pleural effusion. No pneumothorax."
@@ -91,6 +94,21 @@ async def test_full_service_answers_429_with_retry_after_from_the_load(app_clien
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) == meter.retry_after_s() > 1
     assert (await first).status_code == 200
+
+
+async def test_start_up_heap_is_frozen_once_loaded_and_released_at_close() -> None:
+    """Objects built at start-up leave the cyclic collector's walk (reward_service.heap), until close."""
+    engine = RewardEngine(Settings())
+    try:
+        await engine.load_configured()
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # modules, rule tables, the vocabulary: everything alive at start-up
+        batch = await engine.score([ScoreItem("1", REFERENCE, REFERENCE)])
+        reward = batch.items[0].composite.reward
+        assert reward is not None and reward > 0.9
+    finally:
+        await engine.close()
+    assert gc.get_freeze_count() == 0
 
 
 def test_retry_after_follows_backlog_and_pace() -> None:
