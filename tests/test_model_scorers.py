@@ -162,8 +162,8 @@ async def test_chexbert_labels_and_semb_match_a_direct_forward_pass(
         assert label_result.details["f1_micro5"] == pytest.approx(f1(ref & top5, cand & top5))
         cosine = torch.nn.functional.cosine_similarity(ref_cls, cand_cls, dim=0)
         # Batched, padded float32 passes through a model with weights at std 1.0 round differently from
-        # one report at a time, by how much depends on the CPU's kernels (5e-5 seen); a wrong vector
-        # (another token or layer, mean pooling) moves the cosine by tenths.
+        # one report at a time, by how much depends on the CPU's kernels (4.9e-5 seen on one machine, under
+        # 1e-5 on another): the check is for the computation, not for the last bits.
         assert semb_result.score == pytest.approx(float(cosine), abs=5e-4)
 
 
