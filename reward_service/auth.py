@@ -153,7 +153,7 @@ class ApiKeyMiddleware:
             metrics.AUTH_FAILURES.labels(reason=reason).inc()
             await _unauthorized(reason, send)
             return
-        metrics.REQUESTS_BY_KEY.labels(key=name).inc()
+        metrics.labelled(metrics.REQUESTS_BY_KEY, name).inc()
         await self.app(scope, receive, send)
 
 

@@ -223,7 +223,7 @@ class RewardEngine:
         for index, item in enumerate(items):
             per_item = {key: component_results[index] for key, component_results in results.items()}
             rewards.append(ItemReward(item, combine(loaded.profile, per_item), per_item))
-        metrics.ITEMS.labels(profile=loaded.profile.name).inc(len(items))
+        metrics.labelled(metrics.ITEMS, loaded.profile.name).inc(len(items))
         return BatchReward(loaded, rewards, seconds, time.perf_counter() - started)
 
     async def _run_component(
@@ -245,7 +245,7 @@ class RewardEngine:
             logger.exception("scorer %s failed on a batch of %d", key, len(items))
             results = [ScoreResult.failed(describe_exception(exc)) for _ in items]
         elapsed = time.perf_counter() - started
-        metrics.COMPONENT_LATENCY.labels(component=key).observe(elapsed)
+        metrics.labelled(metrics.COMPONENT_LATENCY, key).observe(elapsed)
         failures = sum(result.error is not None for result in results)
         if failures:
             metrics.COMPONENT_ERRORS.labels(component=key).inc(failures)

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TypeVar, cast
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+MetricT = TypeVar("MetricT", bound=MetricWrapperBase)
+
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
+
+
+def labelled(metric: MetricT, *values: str) -> MetricT:
+    """``metric.labels(*values)``, remembered: ``labels()`` validates and takes a lock on every call,
+    which the per-request paths pay several times. A child is created on first use, as ``labels()``
+    does, so ``/metrics`` lists the same series; nothing removes children, so a remembered one stays
+    the one ``labels()`` returns. Label values here are few (routes, status codes, profiles,
+    components, models, caches)."""
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return cast(MetricT, child)  # the child of a MetricT is a MetricT
+
 
 REQUESTS = Counter("unirg_requests_total", "HTTP requests by route and status code.", ["route", "status"])
 ITEMS = Counter("unirg_items_total", "Items scored, by profile.", ["profile"])

@@ -10,10 +10,10 @@ tokens included), ``prompts`` and ``labels`` (reference reports); the answer car
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from reward_service.api.deps import EngineDep, LoadDep, RequestGateDep, SettingsDep, refuse_while_draining
+from reward_service.api.deps import ScoringDep
 from reward_service.api.schemas import ErrorResponse, ScoreRequest, ScoreRequestItem
 from reward_service.api.score import score_request
 from unirg.common.fill import NothingScoredError
@@ -55,14 +55,10 @@ class OpenRLHFResponse(BaseModel):
             "description": "No sample could be scored, profiles are still loading, or the service is draining.",
         },
     },
-    dependencies=[Depends(refuse_while_draining)],
 )
 async def get_reward(
     request: OpenRLHFRequest,
-    engine: EngineDep,
-    settings: SettingsDep,
-    gate: RequestGateDep,
-    load: LoadDep,
+    scoring: ScoringDep,
     profile: str | None = Query(
         None, description="Profile to score with; the service's default when absent."
     ),
@@ -89,9 +85,7 @@ async def get_reward(
             zip(request.query, prompts, request.labels, strict=True)
         )
     ]
-    scored = await score_request(
-        ScoreRequest(profile=profile, items=items, return_details=False), engine, settings, gate, load
-    )
+    scored = await score_request(ScoreRequest(profile=profile, items=items, return_details=False), scoring)
     rewards = [item.reward for item in scored.items]
     keys = dict.fromkeys(key for item in scored.items for key in item.components)
     components = {

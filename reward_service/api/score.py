@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from reward_service import metrics
-from reward_service.api.deps import EngineDep, LoadDep, RequestGateDep, SettingsDep, refuse_while_draining
+from reward_service.api.deps import Scoring, ScoringDep
 from reward_service.api.schemas import (
     ComponentScore,
     ErrorResponse,
@@ -18,7 +16,6 @@ from reward_service.api.schemas import (
 )
 from reward_service.engine import BatchReward, RewardEngine, without_surrogates
 from reward_service.errors import NotReady, Overloaded
-from reward_service.load import LoadMeter
 from reward_service.scorers import ScoreItem
 from reward_service.settings import Settings
 
@@ -123,29 +120,21 @@ def build_response(batch: BatchReward, return_details: bool) -> list[ScoredItem]
         429: {"model": ErrorResponse, "description": "The service is full; retry after Retry-After seconds."},
         503: {"model": ErrorResponse, "description": "Profiles still loading, or the service is draining."},
     },
-    dependencies=[Depends(refuse_while_draining)],
 )
-async def score(
-    request: ScoreRequest, engine: EngineDep, settings: SettingsDep, gate: RequestGateDep, load: LoadDep
-) -> Response:
+async def score(request: ScoreRequest, scoring: ScoringDep) -> Response:
     """Score report pairs with a profile's composite reward.
 
     A candidate longer than ``UNIRG_MAX_REPORT_CHARS`` is not scored: that item alone gets a null reward
     and an error, since it comes from the policy under training and must not fail its neighbours.
     """
-    scored = await score_request(request, engine, settings, gate, load)
+    scored = await score_request(request, scoring)
     # Serialised by pydantic-core directly: returning the model would make FastAPI validate it again.
     return Response(scored.model_dump_json(), media_type="application/json")
 
 
-async def score_request(
-    request: ScoreRequest,
-    engine: RewardEngine,
-    settings: Settings,
-    gate: asyncio.Semaphore,
-    load: LoadMeter,
-) -> ScoreResponse:
+async def score_request(request: ScoreRequest, scoring: Scoring) -> ScoreResponse:
     """What ``POST /v1/score`` computes, for every route that scores (OpenRLHF's too)."""
+    engine, settings, gate, load = scoring.engine, scoring.settings, scoring.gate, scoring.load
     check_request(request, engine, settings)
     if gate.locked():
         raise ServiceFull(settings.max_concurrent_requests)

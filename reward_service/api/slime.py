@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from reward_service.api.deps import EngineDep, LoadDep, RequestGateDep, SettingsDep, refuse_while_draining
+from reward_service.api.deps import ScoringDep
 from reward_service.api.schemas import ErrorResponse, ScoreRequest, ScoreRequestItem
 from reward_service.api.score import score_request
 
@@ -35,7 +35,6 @@ class SlimeRequest(BaseModel):
 
 @router.post(
     "/slime/reward",
-    dependencies=[Depends(refuse_while_draining)],
     responses={
         404: {"model": ErrorResponse, "description": "The profile is not loaded."},
         422: {
@@ -47,10 +46,7 @@ class SlimeRequest(BaseModel):
 )
 async def slime_reward(
     request: SlimeRequest,
-    engine: EngineDep,
-    settings: SettingsDep,
-    gate: RequestGateDep,
-    load: LoadDep,
+    scoring: ScoringDep,
     profile: str | None = Query(
         None, description="Profile to score with; the service's default when absent."
     ),
@@ -67,10 +63,7 @@ async def slime_reward(
             items=[ScoreRequestItem(reference=request.label, candidate=request.response)],
             return_details=False,
         ),
-        engine,
-        settings,
-        gate,
-        load,
+        scoring,
     )
     item = scored.items[0]
     reward = unscored_reward if item.reward is None else item.reward

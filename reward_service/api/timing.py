@@ -32,8 +32,8 @@ class RequestMetrics:
                 elapsed = time.perf_counter() - started
                 # The router stores the matched route in the (shared) scope before the endpoint runs.
                 path = getattr(scope.get("route"), "path", "unmatched")
-                metrics.REQUESTS.labels(route=path, status=str(message["status"])).inc()
-                metrics.REQUEST_LATENCY.labels(route=path).observe(elapsed)
+                metrics.labelled(metrics.REQUESTS, path, str(message["status"])).inc()
+                metrics.labelled(metrics.REQUEST_LATENCY, path).observe(elapsed)
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((b"x-process-time-ms", f"{elapsed * 1000:.2f}".encode()))
                 message = {**message, "headers": headers}

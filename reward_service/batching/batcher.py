@@ -195,7 +195,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             if first:
                 self._queue.append(_Entry(item, item_key, max(1, int(self._cost(item)))))
             waiters.append(waiter)
-        metrics.BATCHER_QUEUE_DEPTH.labels(model=self.name).set(len(self._queue))
+        metrics.labelled(metrics.BATCHER_QUEUE_DEPTH, self.name).set(len(self._queue))
         assert self._wakeup is not None
         self._wakeup.set()
         return waiters
@@ -235,7 +235,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                 taken.append(entry)
             else:
                 self._drop(entry)
-        metrics.BATCHER_QUEUE_DEPTH.labels(model=self.name).set(len(self._queue))
+        metrics.labelled(metrics.BATCHER_QUEUE_DEPTH, self.name).set(len(self._queue))
         taken.sort(key=lambda entry: entry.cost)
         groups: dict[Hashable, list[_Entry[ItemT]]] = {}
         for entry in taken:
@@ -264,8 +264,8 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         if not batch:
             return
         items = [entry.item for entry in batch]
-        metrics.BATCH_SIZE.labels(model=self.name).observe(len(batch))
-        metrics.BATCH_TOKENS.labels(model=self.name).observe(len(batch) * max(e.cost for e in batch))
+        metrics.labelled(metrics.BATCH_SIZE, self.name).observe(len(batch))
+        metrics.labelled(metrics.BATCH_TOKENS, self.name).observe(len(batch) * max(e.cost for e in batch))
         started = time.perf_counter()
         try:
             outcomes = await self._loop.run_in_executor(self._executor, self._process_isolated, items)
@@ -274,7 +274,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             raise
         except Exception as exc:  # the executor itself failed (e.g. shut down)
             outcomes = [exc] * len(batch)
-        metrics.BATCH_SECONDS.labels(model=self.name).observe(time.perf_counter() - started)
+        metrics.labelled(metrics.BATCH_SECONDS, self.name).observe(time.perf_counter() - started)
         self._finish(batch, outcomes)
 
     def _finish(self, batch: list[_Entry[ItemT]], outcomes: Sequence[ResultT | BaseException]) -> None:

@@ -40,12 +40,12 @@ class ReferenceCache(Generic[ValueT]):
     def get(self, fingerprint: str, text: str) -> ValueT | None:
         """The cached value, or None (counted as a miss)."""
         value = self._entries.get(text_key(fingerprint, text))
-        (metrics.CACHE_HITS if value is not None else metrics.CACHE_MISSES).labels(cache=self.name).inc()
+        metrics.labelled(metrics.CACHE_HITS if value is not None else metrics.CACHE_MISSES, self.name).inc()
         return value
 
     def put(self, fingerprint: str, text: str, value: ValueT) -> None:
         self._entries.put(text_key(fingerprint, text), value)
-        metrics.CACHE_ENTRIES.labels(cache=self.name).set(len(self._entries))
+        metrics.labelled(metrics.CACHE_ENTRIES, self.name).set(len(self._entries))
 
     def clear(self) -> None:
         self._entries.clear()
