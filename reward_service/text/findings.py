@@ -433,14 +433,28 @@ def _placed(mentions: tuple[Mention, ...], offset: int, normalized: NormalizedRe
 
 def _analyse(text: str, sentence_ends: list[int]) -> _Analysis:
     """The mentions of normalised ``text`` (its sentence ends given, the last past its end)."""
-    layout = _layout(text, sentence_ends)
+    word_starts = [match.start() for match in _WORDS.finditer(text)]
+    letter_starts = [start for start in word_starts if "a" <= text[start] <= "z"]
+    found = _MENTIONS.scan(text, letter_starts, sentence_ends)
     cues = [
         (start, end, _CUE_ROLES[index])
-        for start, end, index in _CUE_SCANNER.scan(text, layout.letter_starts, sentence_ends)
+        for start, end, index in _CUE_SCANNER.scan(text, letter_starts, sentence_ends)
     ]
+    # Punctuation cues never compare, so the comparison is read before they join the cues.
+    comparing_cues = [start for start, _, roles in cues if roles & (COMPARISON | _CHANGE)]
+    comparison = None
+    comparing = _NONE
+    if comparing_cues:
+        comparing = frozenset(bisect_right(sentence_ends, start) for start in comparing_cues)
+        index = bisect_right(sentence_ends, comparing_cues[0])
+        sentence_start = sentence_ends[index - 1] if index else 0
+        comparison_sentence = text[sentence_start : sentence_ends[index]].strip()
+        comparison = (comparison_sentence, text.index(comparison_sentence, sentence_start))
+    if not found:  # most sentences name no finding: nothing more to read
+        return _Analysis((), comparison, comparing)
+    layout = _layout(text, sentence_ends, word_starts, letter_starts)
     if layout.punctuation:
         cues = sorted(cues + layout.punctuation)
-    sentence_ends = layout.sentence_ends
     sentences: dict[int, str] = {}
 
     def sentence_of(position: int) -> str:
@@ -451,17 +465,7 @@ def _analyse(text: str, sentence_ends: list[int]) -> _Analysis:
             sentence = sentences[index] = text[start : sentence_ends[index]].strip()
         return sentence
 
-    comparing_cues = [start for start, _, roles in cues if roles & (COMPARISON | _CHANGE)]
-    comparing = frozenset(bisect_right(sentence_ends, start) for start in comparing_cues)
-    comparison = None
-    if comparing_cues:
-        comparison_sentence = sentence_of(comparing_cues[0])
-        index = bisect_right(sentence_ends, comparing_cues[0])
-        comparison = (
-            comparison_sentence,
-            text.index(comparison_sentence, sentence_ends[index - 1] if index else 0),
-        )
-    spans = _spans(text, layout, _MENTIONS.scan(text, layout.letter_starts, sentence_ends), cues)
+    spans = _spans(text, layout, found, cues)
     if not spans:
         return _Analysis((), comparison, comparing)
     cue_starts = [start for start, _, _ in cues]
@@ -555,10 +559,8 @@ def _malposition(mention: Mention) -> Mention | None:
     return None
 
 
-def _layout(text: str, sentence_ends: list[int]) -> _Layout:
-    """Word starts and punctuation cues of ``text``, with its sentence ends (the last past its end)."""
-    word_starts = [match.start() for match in _WORDS.finditer(text)]
-    letter_starts = [start for start in word_starts if "a" <= text[start] <= "z"]
+def _layout(text: str, sentence_ends: list[int], word_starts: list[int], letter_starts: list[int]) -> _Layout:
+    """Punctuation cues of ``text``, with its words and sentence ends (the last past its end)."""
     punctuation = [
         (match.start(), match.end(), TERM if match.group() != "?" else UNC | POST_UNC)
         for match in _CLAUSE_PUNCTUATION.finditer(text)
