@@ -36,6 +36,7 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate, compress
 from typing import NamedTuple
 
 from reward_service.text.measurements import Measurement, find_measurements
@@ -433,8 +434,7 @@ def _placed(mentions: tuple[Mention, ...], offset: int, normalized: NormalizedRe
 
 def _analyse(text: str, sentence_ends: list[int]) -> _Analysis:
     """The mentions of normalised ``text`` (its sentence ends given, the last past its end)."""
-    word_starts = [match.start() for match in _WORDS.finditer(text)]
-    letter_starts = [start for start in word_starts if "a" <= text[start] <= "z"]
+    word_starts, letter_starts = _word_starts(text)
     found = _MENTIONS.scan(text, letter_starts, sentence_ends)
     cues = [
         (start, end, _CUE_ROLES[index])
@@ -557,6 +557,30 @@ def _malposition(mention: Mention) -> Mention | None:
         if not position.min_mm <= signed <= position.max_mm:
             return mention._replace(concept=_MALPOSITION, status=POSITIVE, measurements=(measurement,))
     return None
+
+
+# A word character as ``_WORDS`` has it, for the ASCII texts nearly every report is: every other
+# character becomes a space.
+_WORD_MASK = str.maketrans({code: " " for code in range(128) if not _WORDS.fullmatch(chr(code))})
+_PLUS_ONE = (1).__add__
+_FROM_A = "a".__le__
+
+
+def _word_starts(text: str) -> tuple[list[int], list[int]]:
+    """Where each word of lower-cased ``text`` starts, and each word that starts with a letter.
+
+    An ASCII text is masked (word characters kept, the others made spaces) and split at the spaces,
+    all in C: a piece's start is the sum of the earlier pieces' lengths plus one per space, and the
+    non-empty pieces are the words. About four times cheaper than iterating ``_WORDS`` matches.
+    """
+    if not text.isascii():
+        word_starts = [match.start() for match in _WORDS.finditer(text)]
+        return word_starts, [start for start in word_starts if "a" <= text[start] <= "z"]
+    pieces = text.translate(_WORD_MASK).split(" ")
+    starts = list(accumulate(map(_PLUS_ONE, map(len, pieces)), initial=0))
+    # A word of the masked text starts with a letter (a-z) exactly when it sorts from "a" on: the
+    # other word characters (digits, "_", "-", capitals) sort before "a", and none after "z".
+    return list(compress(starts, pieces)), list(compress(starts, map(_FROM_A, pieces)))
 
 
 def _layout(text: str, sentence_ends: list[int], word_starts: list[int], letter_starts: list[int]) -> _Layout:
