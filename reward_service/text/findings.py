@@ -297,8 +297,12 @@ def extract_findings(text: str) -> ReportFindings:
         parts = [(0, analysis)]
     mentions: list[Mention] = []
     comparison: tuple[str, int] | None = None
-    for offset, part in parts:
-        mentions.extend(_placed(part.mentions, offset, normalized))
+    unchanged = normalized.origin is None
+    for index, (offset, part) in enumerate(parts):
+        if unchanged and offset and part.mentions:
+            mentions.extend(_SENTENCES.placed(sentences[index], offset, part.mentions))
+        else:
+            mentions.extend(_placed(part.mentions, offset, normalized))
         if comparison is None and part.comparison is not None:
             comparison = (part.comparison[0], part.comparison[1] + offset)
     if comparison is None:
@@ -325,13 +329,15 @@ class _SentenceMemo:
     A report with at least a quarter of its sentences analysed before is read a sentence at a time (the
     others analysed alone, then remembered). Any other report is read whole, which costs less than
     reading its sentences one by one, and its sentences seen once before are cut out of that reading
-    and remembered. Each store is emptied when it outgrows ``limit``.
+    and remembered. The mentions of a sentence placed at an offset are kept too (reports share sentence
+    orders). Each store is emptied when it outgrows ``limit``.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.analyses: dict[str, _Analysis] = {}
         self.seen: set[str] = set()
+        self.moved: dict[tuple[int, str], tuple[Mention, ...]] = {}
 
     def parts(self, sentences: list[str], starts: list[int]) -> list[tuple[int, _Analysis]] | None:
         """``(offset, analysis)`` of each sentence, or None when the report is better read whole."""
@@ -376,12 +382,25 @@ class _SentenceMemo:
                 _FIRST if comparison is not None else _NONE,
             )
 
+    def placed(self, sentence: str, offset: int, mentions: tuple[Mention, ...]) -> tuple[Mention, ...]:
+        """The ``mentions`` of ``sentence`` placed ``offset`` characters into a report that normalising
+        left as it was: reports share sentence orders, so most placings were made before."""
+        key = (offset, sentence)
+        found = self.moved.get(key)
+        if found is None:
+            if len(self.moved) > self.limit:
+                self.moved.clear()
+            found = self.moved[key] = _placed(mentions, offset, _AS_GIVEN)
+        return found
+
     def cache_clear(self) -> None:
         self.analyses.clear()
         self.seen.clear()
+        self.moved.clear()
 
 
 _FIRST: frozenset[int] = frozenset({0})
+_AS_GIVEN = NormalizedReport("", None)  # offsets that normalising did not move
 _NONE: frozenset[int] = frozenset()
 _SENTENCES = _SentenceMemo(limit=50_000)
 
