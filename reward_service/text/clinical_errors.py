@@ -42,7 +42,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from reward_service.taxonomy import TAXONOMY
 from reward_service.text.findings import (
@@ -84,9 +85,12 @@ _ATTRIBUTE_ROLES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FindingSummary:
-    """What one report says about one finding."""
+class FindingSummary(NamedTuple):
+    """What one report says about one finding.
+
+    A named tuple, not a frozen dataclass: a report summarises several findings, and a frozen
+    dataclass sets each of its fields through ``object.__setattr__``, several times dearer.
+    """
 
     status: int
     laterality: frozenset[str]
@@ -102,7 +106,7 @@ class FindingSummary:
     spans: tuple[Span, ...]
     #: Spans of the words behind each attribute ("location", "severity", "size", "position",
     #: "change") of its present mentions, for highlighting.
-    attribute_spans: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
+    attribute_spans: Mapping[str, tuple[Span, ...]] = MappingProxyType({})
 
     def spans_for(self, attribute: str) -> tuple[Span, ...]:
         """The finding's spans plus those of the words that carry ``attribute``, in text order."""
@@ -125,9 +129,9 @@ class ReportSummary:
     explained: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class ClinicalError:
-    """One error of the candidate against the reference."""
+class ClinicalError(NamedTuple):
+    """One error of the candidate against the reference (a named tuple, cheap to make: see
+    :class:`FindingSummary`)."""
 
     category: str
     finding: str
