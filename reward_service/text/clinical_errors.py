@@ -85,6 +85,9 @@ _ATTRIBUTE_ROLES = {
 }
 
 
+_NO_SPANS: Mapping[str, tuple[Span, ...]] = MappingProxyType({})  # read-only: shared by summaries
+
+
 class FindingSummary(NamedTuple):
     """What one report says about one finding.
 
@@ -106,7 +109,7 @@ class FindingSummary(NamedTuple):
     spans: tuple[Span, ...]
     #: Spans of the words behind each attribute ("location", "severity", "size", "position",
     #: "change") of its present mentions, for highlighting.
-    attribute_spans: Mapping[str, tuple[Span, ...]] = MappingProxyType({})
+    attribute_spans: Mapping[str, tuple[Span, ...]] = _NO_SPANS
 
     def spans_for(self, attribute: str) -> tuple[Span, ...]:
         """The finding's spans plus those of the words that carry ``attribute``, in text order."""
@@ -207,7 +210,9 @@ def _summarize_mentions(mentions: list[Mention]) -> FindingSummary:
         positions=positions,
         evidence=deciding.sentence,
         spans=tuple(present_spans or spans),
-        attribute_spans={attribute: tuple(found) for attribute, found in attribute_spans.items()},
+        attribute_spans={attribute: tuple(found) for attribute, found in attribute_spans.items()}
+        if attribute_spans
+        else _NO_SPANS,
     )
 
 

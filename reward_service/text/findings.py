@@ -284,7 +284,7 @@ def extract_findings(text: str) -> ReportFindings:
     """
     normalized = _normalize(text)
     text = normalized.text
-    sentence_ends = [match.end() for match in _SENTENCE_ENDS.finditer(text)]
+    sentence_ends = list(map(re.Match.end, _SENTENCE_ENDS.finditer(text)))
     starts = [0, *sentence_ends]
     if sentence_ends and sentence_ends[-1] == len(text):
         starts.pop()  # no empty sentence after the last end
@@ -342,7 +342,7 @@ class _SentenceMemo:
     def parts(self, sentences: list[str], starts: list[int]) -> list[tuple[int, _Analysis]] | None:
         """``(offset, analysis)`` of each sentence, or None when the report is better read whole."""
         analyses = self.analyses
-        if 4 * sum(1 for sentence in sentences if sentence in analyses) < len(sentences):
+        if 4 * sum(map(analyses.__contains__, sentences)) < len(sentences):
             return None
         if len(analyses) > self.limit:
             analyses.clear()
