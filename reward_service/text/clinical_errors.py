@@ -40,7 +40,6 @@ nothing, and interchangeable terms ("enlarged heart" / "cardiomegaly") are one f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -120,13 +119,15 @@ class FindingSummary(NamedTuple):
         return self.status != NEGATIVE
 
 
-@dataclass(frozen=True, slots=True)
-class ReportSummary:
+class ReportSummary(NamedTuple):
+    """Every finding one report mentions, summarised (a named tuple, cheap to make: see
+    :class:`FindingSummary`)."""
+
     findings: Mapping[str, FindingSummary]
     comparison_sentence: str | None
     comparison_span: Span | None = None
     #: Findings that a vague description ("chest wall abnormality") covers -> its spans.
-    vague: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
+    vague: Mapping[str, tuple[Span, ...]] = _NO_SPANS
     #: Findings named only as a description that another finding explains ("opacities, likely
     #: atelectasis"): mentioned, so the other report naming them is no error, but not compared.
     explained: frozenset[str] = frozenset()

@@ -155,9 +155,9 @@ class Mention(NamedTuple):
         return self.status != NEGATIVE
 
 
-@dataclass(frozen=True, slots=True)
-class ReportFindings:
-    """Every mention in one report, and the first sentence that compares with a prior study."""
+class ReportFindings(NamedTuple):
+    """Every mention in one report, and the first sentence that compares with a prior study (a named
+    tuple: a frozen dataclass sets each field through ``object.__setattr__``, dearer)."""
 
     text: str
     mentions: tuple[Mention, ...]
