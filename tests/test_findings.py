@@ -184,3 +184,13 @@ def test_real_reports_read_by_sentence_equal_them_read_whole(shared_reports: dic
         whole, by_sentence = _read_whole_then_by_sentence(text)
         assert by_sentence == whole, text
         _assert_remembered_sentences_equal_them_analysed_alone()
+
+
+def test_masked_word_starts_equal_the_word_regex(shared_reports: dict[str, dict]) -> None:
+    # ASCII texts take the masked split; capitals, digits, "_" and "-" must not start a letter word.
+    texts = [*SYNTHETIC, "", "-", "a", "x-ray 2.5cm _tmp Abc {z}~a\n\nb;c", "é naïve 3×4 cm"]
+    texts += [normalize_report(s["report"]) for s in shared_reports.values()]
+    for text in texts:
+        words = [match.start() for match in re.finditer(r"[\w-]+", text)]
+        expected = (words, [start for start in words if "a" <= text[start] <= "z"])
+        assert findings._word_starts(text) == expected, text

@@ -40,9 +40,9 @@ nothing, and interchangeable terms ("enlarged heart" / "cardiomegaly") are one f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from reward_service.taxonomy import TAXONOMY
 from reward_service.text.findings import (
@@ -84,9 +84,15 @@ _ATTRIBUTE_ROLES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FindingSummary:
-    """What one report says about one finding."""
+_NO_SPANS: Mapping[str, tuple[Span, ...]] = MappingProxyType({})  # read-only: shared by summaries
+
+
+class FindingSummary(NamedTuple):
+    """What one report says about one finding.
+
+    A named tuple, not a frozen dataclass: a report summarises several findings, and a frozen
+    dataclass sets each of its fields through ``object.__setattr__``, several times dearer.
+    """
 
     status: int
     laterality: frozenset[str]
@@ -102,7 +108,7 @@ class FindingSummary:
     spans: tuple[Span, ...]
     #: Spans of the words behind each attribute ("location", "severity", "size", "position",
     #: "change") of its present mentions, for highlighting.
-    attribute_spans: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
+    attribute_spans: Mapping[str, tuple[Span, ...]] = _NO_SPANS
 
     def spans_for(self, attribute: str) -> tuple[Span, ...]:
         """The finding's spans plus those of the words that carry ``attribute``, in text order."""
@@ -113,21 +119,23 @@ class FindingSummary:
         return self.status != NEGATIVE
 
 
-@dataclass(frozen=True, slots=True)
-class ReportSummary:
+class ReportSummary(NamedTuple):
+    """Every finding one report mentions, summarised (a named tuple, cheap to make: see
+    :class:`FindingSummary`)."""
+
     findings: Mapping[str, FindingSummary]
     comparison_sentence: str | None
     comparison_span: Span | None = None
     #: Findings that a vague description ("chest wall abnormality") covers -> its spans.
-    vague: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
+    vague: Mapping[str, tuple[Span, ...]] = _NO_SPANS
     #: Findings named only as a description that another finding explains ("opacities, likely
     #: atelectasis"): mentioned, so the other report naming them is no error, but not compared.
     explained: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class ClinicalError:
-    """One error of the candidate against the reference."""
+class ClinicalError(NamedTuple):
+    """One error of the candidate against the reference (a named tuple, cheap to make: see
+    :class:`FindingSummary`)."""
 
     category: str
     finding: str
@@ -203,7 +211,9 @@ def _summarize_mentions(mentions: list[Mention]) -> FindingSummary:
         positions=positions,
         evidence=deciding.sentence,
         spans=tuple(present_spans or spans),
-        attribute_spans={attribute: tuple(found) for attribute, found in attribute_spans.items()},
+        attribute_spans={attribute: tuple(found) for attribute, found in attribute_spans.items()}
+        if attribute_spans
+        else _NO_SPANS,
     )
 
 

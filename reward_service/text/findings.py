@@ -36,6 +36,7 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate, compress
 from typing import NamedTuple
 
 from reward_service.text.measurements import Measurement, find_measurements
@@ -154,9 +155,9 @@ class Mention(NamedTuple):
         return self.status != NEGATIVE
 
 
-@dataclass(frozen=True, slots=True)
-class ReportFindings:
-    """Every mention in one report, and the first sentence that compares with a prior study."""
+class ReportFindings(NamedTuple):
+    """Every mention in one report, and the first sentence that compares with a prior study (a named
+    tuple: a frozen dataclass sets each field through ``object.__setattr__``, dearer)."""
 
     text: str
     mentions: tuple[Mention, ...]
@@ -283,7 +284,7 @@ def extract_findings(text: str) -> ReportFindings:
     """
     normalized = _normalize(text)
     text = normalized.text
-    sentence_ends = [match.end() for match in _SENTENCE_ENDS.finditer(text)]
+    sentence_ends = list(map(re.Match.end, _SENTENCE_ENDS.finditer(text)))
     starts = [0, *sentence_ends]
     if sentence_ends and sentence_ends[-1] == len(text):
         starts.pop()  # no empty sentence after the last end
@@ -296,8 +297,12 @@ def extract_findings(text: str) -> ReportFindings:
         parts = [(0, analysis)]
     mentions: list[Mention] = []
     comparison: tuple[str, int] | None = None
-    for offset, part in parts:
-        mentions.extend(_placed(part.mentions, offset, normalized))
+    unchanged = normalized.origin is None
+    for index, (offset, part) in enumerate(parts):
+        if unchanged and offset and part.mentions:
+            mentions.extend(_SENTENCES.placed(sentences[index], offset, part.mentions))
+        else:
+            mentions.extend(_placed(part.mentions, offset, normalized))
         if comparison is None and part.comparison is not None:
             comparison = (part.comparison[0], part.comparison[1] + offset)
     if comparison is None:
@@ -324,18 +329,20 @@ class _SentenceMemo:
     A report with at least a quarter of its sentences analysed before is read a sentence at a time (the
     others analysed alone, then remembered). Any other report is read whole, which costs less than
     reading its sentences one by one, and its sentences seen once before are cut out of that reading
-    and remembered. Each store is emptied when it outgrows ``limit``.
+    and remembered. The mentions of a sentence placed at an offset are kept too (reports share sentence
+    orders). Each store is emptied when it outgrows ``limit``.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.analyses: dict[str, _Analysis] = {}
         self.seen: set[str] = set()
+        self.moved: dict[tuple[int, str], tuple[Mention, ...]] = {}
 
     def parts(self, sentences: list[str], starts: list[int]) -> list[tuple[int, _Analysis]] | None:
         """``(offset, analysis)`` of each sentence, or None when the report is better read whole."""
         analyses = self.analyses
-        if 4 * sum(1 for sentence in sentences if sentence in analyses) < len(sentences):
+        if 4 * sum(map(analyses.__contains__, sentences)) < len(sentences):
             return None
         if len(analyses) > self.limit:
             analyses.clear()
@@ -375,12 +382,25 @@ class _SentenceMemo:
                 _FIRST if comparison is not None else _NONE,
             )
 
+    def placed(self, sentence: str, offset: int, mentions: tuple[Mention, ...]) -> tuple[Mention, ...]:
+        """The ``mentions`` of ``sentence`` placed ``offset`` characters into a report that normalising
+        left as it was: reports share sentence orders, so most placings were made before."""
+        key = (offset, sentence)
+        found = self.moved.get(key)
+        if found is None:
+            if len(self.moved) > self.limit:
+                self.moved.clear()
+            found = self.moved[key] = _placed(mentions, offset, _AS_GIVEN)
+        return found
+
     def cache_clear(self) -> None:
         self.analyses.clear()
         self.seen.clear()
+        self.moved.clear()
 
 
 _FIRST: frozenset[int] = frozenset({0})
+_AS_GIVEN = NormalizedReport("", None)  # offsets that normalising did not move
 _NONE: frozenset[int] = frozenset()
 _SENTENCES = _SentenceMemo(limit=50_000)
 
@@ -433,14 +453,27 @@ def _placed(mentions: tuple[Mention, ...], offset: int, normalized: NormalizedRe
 
 def _analyse(text: str, sentence_ends: list[int]) -> _Analysis:
     """The mentions of normalised ``text`` (its sentence ends given, the last past its end)."""
-    layout = _layout(text, sentence_ends)
+    word_starts, letter_starts = _word_starts(text)
+    found = _MENTIONS.scan(text, letter_starts, sentence_ends)
     cues = [
         (start, end, _CUE_ROLES[index])
-        for start, end, index in _CUE_SCANNER.scan(text, layout.letter_starts, sentence_ends)
+        for start, end, index in _CUE_SCANNER.scan(text, letter_starts, sentence_ends)
     ]
+    # Punctuation cues never compare, so the comparison is read before they join the cues.
+    comparing_cues = [start for start, _, roles in cues if roles & (COMPARISON | _CHANGE)]
+    comparison = None
+    comparing = _NONE
+    if comparing_cues:
+        comparing = frozenset(bisect_right(sentence_ends, start) for start in comparing_cues)
+        index = bisect_right(sentence_ends, comparing_cues[0])
+        sentence_start = sentence_ends[index - 1] if index else 0
+        comparison_sentence = text[sentence_start : sentence_ends[index]].strip()
+        comparison = (comparison_sentence, text.index(comparison_sentence, sentence_start))
+    if not found:  # most sentences name no finding: nothing more to read
+        return _Analysis((), comparison, comparing)
+    layout = _layout(text, sentence_ends, word_starts, letter_starts)
     if layout.punctuation:
         cues = sorted(cues + layout.punctuation)
-    sentence_ends = layout.sentence_ends
     sentences: dict[int, str] = {}
 
     def sentence_of(position: int) -> str:
@@ -451,17 +484,7 @@ def _analyse(text: str, sentence_ends: list[int]) -> _Analysis:
             sentence = sentences[index] = text[start : sentence_ends[index]].strip()
         return sentence
 
-    comparing_cues = [start for start, _, roles in cues if roles & (COMPARISON | _CHANGE)]
-    comparing = frozenset(bisect_right(sentence_ends, start) for start in comparing_cues)
-    comparison = None
-    if comparing_cues:
-        comparison_sentence = sentence_of(comparing_cues[0])
-        index = bisect_right(sentence_ends, comparing_cues[0])
-        comparison = (
-            comparison_sentence,
-            text.index(comparison_sentence, sentence_ends[index - 1] if index else 0),
-        )
-    spans = _spans(text, layout, _MENTIONS.scan(text, layout.letter_starts, sentence_ends), cues)
+    spans = _spans(text, layout, found, cues)
     if not spans:
         return _Analysis((), comparison, comparing)
     cue_starts = [start for start, _, _ in cues]
@@ -555,10 +578,32 @@ def _malposition(mention: Mention) -> Mention | None:
     return None
 
 
-def _layout(text: str, sentence_ends: list[int]) -> _Layout:
-    """Word starts and punctuation cues of ``text``, with its sentence ends (the last past its end)."""
-    word_starts = [match.start() for match in _WORDS.finditer(text)]
-    letter_starts = [start for start in word_starts if "a" <= text[start] <= "z"]
+# A word character as ``_WORDS`` has it, for the ASCII texts nearly every report is: every other
+# character becomes a space.
+_WORD_MASK = str.maketrans({code: " " for code in range(128) if not _WORDS.fullmatch(chr(code))})
+_PLUS_ONE = (1).__add__
+_FROM_A = "a".__le__
+
+
+def _word_starts(text: str) -> tuple[list[int], list[int]]:
+    """Where each word of lower-cased ``text`` starts, and each word that starts with a letter.
+
+    An ASCII text is masked (word characters kept, the others made spaces) and split at the spaces,
+    all in C: a piece's start is the sum of the earlier pieces' lengths plus one per space, and the
+    non-empty pieces are the words. About four times cheaper than iterating ``_WORDS`` matches.
+    """
+    if not text.isascii():
+        word_starts = [match.start() for match in _WORDS.finditer(text)]
+        return word_starts, [start for start in word_starts if "a" <= text[start] <= "z"]
+    pieces = text.translate(_WORD_MASK).split(" ")
+    starts = list(accumulate(map(_PLUS_ONE, map(len, pieces)), initial=0))
+    # A word of the masked text starts with a letter (a-z) exactly when it sorts from "a" on: the
+    # other word characters (digits, "_", "-", capitals) sort before "a", and none after "z".
+    return list(compress(starts, pieces)), list(compress(starts, map(_FROM_A, pieces)))
+
+
+def _layout(text: str, sentence_ends: list[int], word_starts: list[int], letter_starts: list[int]) -> _Layout:
+    """Punctuation cues of ``text``, with its words and sentence ends (the last past its end)."""
     punctuation = [
         (match.start(), match.end(), TERM if match.group() != "?" else UNC | POST_UNC)
         for match in _CLAUSE_PUNCTUATION.finditer(text)

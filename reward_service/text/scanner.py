@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 # The regex parser tells which letters a phrase can start with. Its modules are private and not in the
@@ -81,13 +82,24 @@ def _op_prefixes(op: object, argument: Any, limit: int) -> set[str]:
 _WORD_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 
 
+class _Dispatch(dict[str, "re.Pattern[str] | None"]):
+    """The regex for each word start, built on first sight: one C-level lookup per word."""
+
+    def __init__(self, build: Callable[[str], re.Pattern[str] | None]) -> None:
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, start: str) -> re.Pattern[str] | None:
+        return self._build(start)
+
+
 class PhraseScanner:
     """Finds phrases (regexes) at word starts, the first phrase in table order winning at a position."""
 
     def __init__(self, patterns: list[str]) -> None:
         self._patterns = patterns
         self._prefixes = [phrase_prefixes(pattern) for pattern in patterns]
-        self._dispatch: dict[str, re.Pattern[str] | None] = {}  # four-letter word start -> its regex
+        self._dispatch = _Dispatch(self._regex_for)  # four-letter word start -> its regex
         self._compiled: dict[tuple[int, ...], re.Pattern[str]] = {}  # one regex per distinct phrase set
         self._index = {f"g{index}": index for index in range(len(patterns))}
 
@@ -131,7 +143,7 @@ class PhraseScanner:
             if position < covered:
                 continue
             start = text[position : position + _PREFIX]
-            regex = dispatch[start] if start in dispatch else self._regex_for(start)
+            regex = dispatch[start]
             if regex is None:
                 continue
             while position >= sentence_end:
