@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_ALNUM_RUNS = re.compile(r"[a-z0-9]+")
 
 
 def rexrank_tokens(text: str) -> list[str]:
@@ -12,6 +13,12 @@ def rexrank_tokens(text: str) -> list[str]:
     return [token for token in text.lower().replace(".", " .").split(" ") if token]
 
 
-def rouge_tokens(text: str) -> list[str]:
-    """The ``rouge-score`` package's default tokens (no stemming): lower-cased ASCII alphanumeric runs."""
-    return _NON_ALNUM.sub(" ", text.lower()).split()
+@lru_cache(maxsize=8192)
+def rouge_tokens(text: str) -> tuple[str, ...]:
+    """The ``rouge-score`` package's default tokens (no stemming): lower-cased ASCII alphanumeric runs.
+
+    Cached by text: ROUGE-L and the report guard read the same reports, and in GRPO every candidate of
+    a group shares the reference. A tuple of strings, once seen by the cyclic garbage collector, is no
+    longer tracked by it.
+    """
+    return tuple(_ALNUM_RUNS.findall(text.lower()))
