@@ -9,7 +9,9 @@ from functools import lru_cache
 # as UTF-8, whose multi-byte characters are made of bytes >= 0x80 only, so each becomes separators.
 _ALNUM = b"abcdefghijklmnopqrstuvwxyz0123456789"
 _ALNUM_RUNS = bytes(byte if byte in _ALNUM else 0x20 for byte in range(256))
-_ALNUM_RUNS_LOWERED = bytes(byte + 0x20 if 0x41 <= byte <= 0x5A else kept for byte, kept in enumerate(_ALNUM_RUNS))
+_ALNUM_RUNS_LOWERED = bytes(
+    byte + 0x20 if 0x41 <= byte <= 0x5A else kept for byte, kept in enumerate(_ALNUM_RUNS)
+)
 
 
 def rexrank_tokens(text: str) -> list[str]:
