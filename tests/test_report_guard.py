@@ -7,11 +7,12 @@ must pass as reports.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from reward_service.scorers import ScoreItem, ScoreResult
-from reward_service.scorers.report_guard import ReportGuardScorer, load_vocabulary
+from reward_service.scorers.report_guard import ReportGuardScorer, _report_words, _sentences, load_vocabulary
 from reward_service.settings import Settings
 from reward_service.text.variants import KINDS, make_variant
 
@@ -133,6 +134,26 @@ def test_sides_and_impressions_are_not_repeats() -> None:
     assert guard(wrapped).details["flags"] == []
 
 
+@pytest.mark.parametrize(
+    ("lowered", "sentences"),
+    [
+        ("findings: no effusion. impression: no effusion.", ["findings no effusion", "", "no effusion"]),
+        ("no effusion impression: normal", ["no effusion", "", "normal"]),  # a header ends a sentence
+        ("impression: 1. normal heart. 2. clear lungs!", ["", "normal heart", "clear lungs"]),
+        ("summary: conclusion: 3.3 cm nodule? heart: normal", ["", "", "3 3 cm nodule", "heart normal"]),
+        ("left effusion\nsince prior.x", ["left effusion since prior x"]),  # no end before a non-space
+        ("1 2. 3", []),
+    ],
+)
+def test_sentences_and_section_headers(lowered: str, sentences: list[str]) -> None:
+    assert _sentences(lowered) == sentences
+
+
+def test_report_words_by_byte_table_equal_the_regex_words() -> None:
+    for text in ["t7 x-ray p.m. ab", "", "a", "no_effusion2ab", "Überall ok"]:
+        assert _report_words(text.lower()) == re.findall(r"[^\W\d_]{2,}", text.lower())
+
+
 def test_looping_text_without_sentence_breaks() -> None:
     result = guard("no acute pleural effusion " * 15)
     assert "looping_text" in result.details["flags"]
@@ -246,3 +267,12 @@ def test_real_hard_wrapped_reports_pass_as_reports() -> None:
         if "not_a_report" in guard(study["report"], reference=study["report"]).details["flags"]
     ]
     assert not_reports == []
+
+
+def test_report_caches_are_cleared_with_the_others() -> None:
+    from reward_service.text import clear_report_caches
+    from reward_service.text.tokens import rouge_tokens
+
+    guard("No effusion. Heart is normal.")
+    clear_report_caches()
+    assert rouge_tokens.cache_info().currsize == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from fast_bleu import BLEU
@@ -12,7 +13,7 @@ from reward_service.scorers import ScoreItem
 from reward_service.scorers.bleu import Bleu2Scorer, Bleu4Scorer, sentence_bleu
 from reward_service.scorers.rouge import RougeLScorer, lcs_length, rouge_l
 from reward_service.settings import Settings
-from reward_service.text.tokens import rexrank_tokens
+from reward_service.text.tokens import alnum_runs, rexrank_tokens, rouge_tokens
 
 EDGE_PAIRS = [
     ("No acute cardiopulmonary process.", "No acute cardiopulmonary process."),
@@ -68,6 +69,18 @@ def test_bleu_hand_computed() -> None:
 
 def test_rexrank_tokenisation_splits_periods_only_on_spaces() -> None:
     assert rexrank_tokens("No effusion.  Heart\tnormal.") == ["no", "effusion", ".", "heart\tnormal", "."]
+
+
+def test_rouge_tokens_by_byte_table_equal_the_regex_tokens() -> None:
+    # Case folding by the byte table on ASCII text, by str.lower first on any other: the Kelvin sign
+    # lower-cases to an ASCII "k", a dotted capital I to "i" and a combining dot.
+    alphabet = "aAzZ09 .-_\n\t\u212a\u0130\u00e9\u00df\ud800"
+    rng = random.Random(5)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 14)))
+        expected = re.findall(r"[a-z0-9]+", text.lower())
+        assert list(rouge_tokens(text)) == expected
+        assert alnum_runs(text.lower()) == expected
 
 
 @pytest.mark.parametrize(("reference", "candidate"), EDGE_PAIRS)

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
+from itertools import chain
+from operator import methodcaller
 from typing import Any
 
 import yaml
@@ -35,18 +37,22 @@ from pydantic import Field
 
 from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult, ScorerOptions
 from reward_service.text.findings import NEGATIVE, POSITIVE, STATUS_RANK, UNCERTAIN, extract_findings
+from reward_service.text.tokens import alnum_runs, rouge_tokens
 
 VOCABULARY_RESOURCE = "rules/report_vocabulary.yaml"
 
 # Letter runs in any script: digits, punctuation and "_" separate words; "x-ray" is two words.
 _WORDS = re.compile(r"[^\W\d_]+")
-_ASCII_WORDS = re.compile(r"[a-z]{2,}")  # the same words as _WORDS of two letters or more, on ASCII text
-# One pass over a lower-cased report: word tokens (rouge-score's), sentence ends ("." "!" "?" before
-# whitespace; a hard line break inside a sentence does not end it) and colons (section headers).
-_TOKENS_AND_MARKS = re.compile(r"[a-z0-9]+|[.!?](?=\s|$)|:")
+# bytes.translate table: ASCII lower-case letters kept, every other byte a space. On ASCII text its split
+# gives the words of _WORDS, at a tenth of a regex findall's cost.
+_LETTER_RUNS = bytes(byte if 0x61 <= byte <= 0x7A else 0x20 for byte in range(256))
+# Sentence ends of a lower-cased report: "." "!" "?" before whitespace (a hard line break inside a
+# sentence does not end it). Between two ends: word tokens (rouge-score's) and colons (section headers).
+_SENTENCE_ENDS = re.compile(r"[.!?](?=\s|$)")
+_TOKENS_AND_COLONS = re.compile(r"[a-z0-9]+|:")
+_LETTER = re.compile(r"[a-z]")  # a token with a letter: a sentence, not a list number
 _SECTION_HEADERS = frozenset({"impression", "conclusion", "conclusions", "summary"})
-# The tokens of rouge-score (lower-cased ASCII alphanumeric runs), for n-grams and lengths.
-_TOKENS = re.compile(r"[a-z0-9]+")
+_NEW_SECTION = ""  # in a list of sentences (each its tokens joined by spaces): a section header
 _FINISHED = re.compile(r"[.!?][\"')\]]*\s*$")
 _LAST_WORD = re.compile(r"[^\W\d_]+(?=\s*$)")
 # Filler that does not change what a sentence says, ignored when looking for near-duplicates.
@@ -55,7 +61,8 @@ _FILLER_WORDS = (
     "impression demonstrated visualized appreciated evident"
 )
 # Compared without a plural "s", so "effusion" and "effusions" are the same word.
-_FILLER = frozenset(word.removesuffix("s") for word in _FILLER_WORDS.split())
+_WITHOUT_PLURAL = methodcaller("removesuffix", "s")
+_FILLER = frozenset(map(_WITHOUT_PLURAL, _FILLER_WORDS.split()))
 _SUFFIXES = (
     ("ies", "y"),
     ("es", ""),
@@ -231,14 +238,16 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
             reasons.append(f"{reason} (factor {factor:.2f})")
             factors[flag] = factor
 
-        tokens, sentences = _tokens_and_sentences(lowered)
-        repeats = self._repeated_sentences(sentences, options)
+        tokens = rouge_tokens(text)
+        sentences = _sentences(lowered)
+        repeats = _repeated_sentences(sentences, options.near_duplicate_jaccard)
         if repeats:
+            count = len(sentences) - sentences.count(_NEW_SECTION)
             penalise(
                 "repeated_sentences",
-                1.0 - len(repeats) / len(sentences),
-                f"{len(repeats)} of {len(sentences)} sentences repeat an earlier one in their section "
-                f"(e.g. {' '.join(repeats[0])!r})",
+                1.0 - len(repeats) / count,
+                f"{len(repeats)} of {count} sentences repeat an earlier one in their section "
+                f"(e.g. {repeats[0]!r})",
             )
         n = options.repeat_ngram
         grams = max(0, len(tokens) - n + 1)
@@ -254,7 +263,7 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
             )
         allowed = max(
             options.min_length_allowance,
-            options.max_length_ratio * len(_TOKENS.findall(item.reference.lower())),
+            options.max_length_ratio * len(rouge_tokens(item.reference)),
         )
         if len(tokens) > allowed:
             penalise(
@@ -294,7 +303,9 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
         count = len(words)
         # Placeholder, instruction and foreign words are never report vocabulary, so every check reads
         # only the words outside it: none or a few in a real report.
-        outside = [word for word in words if word not in vocabulary.known]
+        known = vocabulary.known
+        # The set test runs in C; most reports have no word outside the vocabulary.
+        outside = [] if known.issuperset(words) else [word for word in words if word not in known]
         placeholder = [word for word in outside if word in vocabulary.placeholder]
         if len(placeholder) >= max(2, 0.3 * count):
             return _not_a_report(
@@ -345,7 +356,12 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
                 count,
                 vocabulary_share=known_share,
             )
-        if count >= options.min_words_for_content and not any(vocabulary.is_content(word) for word in words):
+        if (
+            count >= options.min_words_for_content
+            # A content word as it is (in C) makes the stem lookups needless: nearly every report has one.
+            and vocabulary.content.isdisjoint(words)
+            and not any(vocabulary.is_content(word) for word in words)
+        ):
             return _not_a_report(
                 "no_chest_content",
                 f"no word of its {count} names chest anatomy, a finding or a device",
@@ -368,32 +384,6 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
             if field_words and len(candidate & field_words) >= 0.6 * len(field_words):
                 return key
         return None
-
-    @staticmethod
-    def _repeated_sentences(
-        sentences: list[tuple[int, tuple[str, ...]]], options: ReportGuardOptions
-    ) -> list:
-        """Sentences (token tuples) that repeat an earlier one of the same section, exactly or nearly."""
-        repeats: list[tuple[str, ...]] = []
-        seen: list[frozenset[str]] = []  # meanings of the current section's sentences
-        exact: set[tuple[str, ...]] = set()
-        section = 0
-        threshold = options.near_duplicate_jaccard
-        for sentence_section, tokens in sentences:
-            if sentence_section != section:
-                section, seen, exact = sentence_section, [], set()
-            meaning = frozenset([token.removesuffix("s") for token in tokens]) - _FILLER
-            size = len(meaning)
-            if tokens in exact or any(
-                threshold * size <= len(earlier) <= size / threshold
-                and len(meaning & earlier) >= threshold * len(meaning | earlier)
-                for earlier in seen[-50:]
-            ):
-                repeats.append(tokens)
-                continue
-            exact.add(tokens)
-            seen.append(meaning)
-        return repeats
 
     def _truncated_at(self, text: str) -> str | None:
         """The fragment a report cut off mid-sentence ends on, or None when it ends like a report."""
@@ -436,34 +426,71 @@ class ReportGuardScorer(RuleScorer[ReportGuardOptions]):
             )
 
 
-def _tokens_and_sentences(lowered: str) -> tuple[list[str], list[tuple[int, tuple[str, ...]]]]:
-    """The word tokens of a lower-cased text, and its sentences as (section number, tokens).
+def _sentences(lowered: str) -> list[str]:
+    """The sentences of a lower-cased text, each its word tokens joined by spaces, with ``_NEW_SECTION``
+    where a section starts at a header ("impression:"); sentences without a letter (list numbers) are
+    left out."""
+    return list(chain.from_iterable(map(_sentences_between_ends, _SENTENCE_ENDS.split(lowered))))
 
-    A section starts at a header ("impression:"); sentences without a letter (list numbers) are left out.
-    """
+
+@lru_cache(maxsize=16384)
+def _sentences_between_ends(piece: str) -> tuple[str, ...]:
+    """:func:`_sentences` of the text between two sentence ends, cached: reports repeat most of their
+    sentences. A header ends the sentence before it; the header's word is in no sentence."""
+    if ":" not in piece:  # one sentence, or none: found in C
+        return (" ".join(alnum_runs(piece)),) if _LETTER.search(piece) else ()
+    sentences: list[str] = []
     tokens: list[str] = []
-    sentences: list[tuple[int, tuple[str, ...]]] = []
-    section = 0
-    start = 0  # index in tokens where the current sentence starts
-    worded = False  # whether the current sentence has a token other than a number
-    for piece in _TOKENS_AND_MARKS.findall(lowered):
-        if piece == ":":
-            if len(tokens) > start and tokens[-1] in _SECTION_HEADERS:
-                if len(tokens) - 1 > start and any(not token.isdigit() for token in tokens[start:-1]):
-                    sentences.append((section, tuple(tokens[start:-1])))
-                section += 1
-                start, worded = len(tokens), False
+    for token in _TOKENS_AND_COLONS.findall(piece):
+        if token != ":":
+            tokens.append(token)
+        elif tokens and tokens[-1] in _SECTION_HEADERS:
+            if _has_letter(tokens[:-1]):
+                sentences.append(" ".join(tokens[:-1]))
+            sentences.append(_NEW_SECTION)
+            tokens = []
+    if _has_letter(tokens):
+        sentences.append(" ".join(tokens))
+    return tuple(sentences)
+
+
+def _has_letter(tokens: list[str]) -> bool:
+    return any(map(_LETTER.search, tokens))
+
+
+def _repeated_sentences(sentences: list[str], threshold: float) -> list[str]:
+    """Sentences (of :func:`_sentences`) that repeat an earlier one of the same section, exactly or
+    sharing at least ``threshold`` of their meaning words (Jaccard)."""
+    repeats: list[str] = []
+    seen: list[frozenset[str]] = []  # meanings of the current section's sentences
+    exact: set[str] = set()
+    for sentence in sentences:
+        if sentence == _NEW_SECTION:
+            seen, exact = [], set()
             continue
-        if piece in ".!?":
-            if worded:
-                sentences.append((section, tuple(tokens[start:])))
-            start, worded = len(tokens), False
+        if sentence in exact:
+            repeats.append(sentence)
             continue
-        tokens.append(piece)
-        worded = worded or not piece.isdigit()
-    if worded:
-        sentences.append((section, tuple(tokens[start:])))
-    return tokens, sentences
+        meaning = _meaning(sentence)
+        size = len(meaning)
+        low, high = threshold * size, size / threshold
+        for earlier in seen[-50:]:
+            if low <= len(earlier) <= high:
+                # |union| = |a| + |b| - |intersection|: no union set to build.
+                common = len(meaning & earlier)
+                if common >= threshold * (size + len(earlier) - common):
+                    repeats.append(sentence)
+                    break
+        else:
+            exact.add(sentence)
+            seen.append(meaning)
+    return repeats
+
+
+@lru_cache(maxsize=16384)
+def _meaning(sentence: str) -> frozenset[str]:
+    """A sentence's words without a plural "s", filler left out (cached: reports repeat sentences)."""
+    return frozenset(map(_WITHOUT_PLURAL, sentence.split(" "))) - _FILLER
 
 
 @lru_cache(maxsize=4096)
@@ -476,7 +503,8 @@ def _report_words(lowered: str) -> list[str]:
     """Words of two letters or more of a lower-cased text: single letters ("T7", "p.m.", "x-ray") tell no
     language."""
     if lowered.isascii():
-        return _ASCII_WORDS.findall(lowered)
+        letter_runs = lowered.encode("ascii").translate(_LETTER_RUNS).decode("ascii").split()
+        return [word for word in letter_runs if len(word) > 1]
     return [word for word in _WORDS.findall(lowered) if len(word) > 1]
 
 

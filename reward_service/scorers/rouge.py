@@ -7,12 +7,14 @@ reference package's quadratic table, so a pair takes microseconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult, ScorerOptions
 from reward_service.text.tokens import rouge_tokens
 
 
-def lcs_length(first: list[str], second: list[str]) -> int:
-    """Length of the longest common subsequence of two token lists."""
+def lcs_length(first: Sequence[str], second: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token sequences."""
     if not first or not second:
         return 0
     positions: dict[str, int] = {}
@@ -20,8 +22,9 @@ def lcs_length(first: list[str], second: list[str]) -> int:
         positions[token] = positions.get(token, 0) | (1 << index)
     mask = (1 << len(first)) - 1
     row = mask
-    for token in second:
-        matches = row & positions.get(token, 0)
+    # A token that ``first`` lacks leaves the row as it is, so only the others are walked (found in C).
+    for token_positions in filter(None, map(positions.get, second)):
+        matches = row & token_positions
         row = ((row + matches) | (row - matches)) & mask
     return len(first) - row.bit_count()
 

@@ -15,12 +15,12 @@ def clear_report_caches() -> None:
 @cache
 def _report_cache_clearers() -> tuple[Callable[[], None], ...]:
     """The ``cache_clear`` of every per-report cache, found once (benchmarks clear them per pair)."""
-    from reward_service.scorers import bleu
-    from reward_service.text import chexpert, clinical_errors, findings
+    from reward_service.scorers import bleu, report_guard
+    from reward_service.text import chexpert, clinical_errors, findings, tokens
 
     clearers = {
         id(value): value.cache_clear
-        for module in (chexpert, clinical_errors, findings, bleu)
+        for module in (chexpert, clinical_errors, findings, tokens, bleu, report_guard)
         for value in vars(module).values()
         if not isinstance(value, type) and callable(getattr(value, "cache_clear", None))
     }
