@@ -22,6 +22,14 @@ def _report_cache_clearers() -> tuple[Callable[[], None], ...]:
         id(value): value.cache_clear
         for module in (chexpert, clinical_errors, findings, tokens, bleu, report_guard)
         for value in vars(module).values()
-        if not isinstance(value, type) and callable(getattr(value, "cache_clear", None))
+        if not isinstance(value, type)
+        and callable(getattr(value, "cache_clear", None))
+        and _per_report(value)
     }
     return tuple(clearers.values())
+
+
+def _per_report(cache: object) -> bool:
+    """Bounded caches hold reports; an unbounded ``functools.cache`` holds start-up data (the vocabulary)."""
+    parameters = getattr(cache, "cache_parameters", None)
+    return parameters is None or parameters()["maxsize"] is not None
