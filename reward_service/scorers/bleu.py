@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
+from itertools import repeat
 from typing import ClassVar, NamedTuple
 
 from reward_service.scorers.base import RuleScorer, ScoreItem, ScoreResult
@@ -45,8 +46,14 @@ def _matches(candidate: _NGrams, reference: _NGrams) -> int:
     common = candidate.distinct & reference.distinct
     if not (candidate.counts and reference.counts):
         return len(common)  # one side has each common n-gram once, so each matches once
-    in_candidate, in_reference = candidate.counts.get, reference.counts.get
-    return sum(min(in_candidate(gram, 1), in_reference(gram, 1)) for gram in common)
+    ones = repeat(1)  # an n-gram missing from a count occurs once
+    return sum(map(min, map(candidate.counts.get, common, ones), map(reference.counts.get, common, ones)))
+
+
+@lru_cache(maxsize=16384)
+def _text_matches(reference_text: str, candidate_text: str, n: int) -> int:
+    """Clipped n-gram matches of two reports, cached: BLEU-2 and BLEU-4 of one pair share orders 1 and 2."""
+    return _matches(_text_ngrams(candidate_text, n), _text_ngrams(reference_text, n))
 
 
 @lru_cache(maxsize=16384)
@@ -79,7 +86,7 @@ def sentence_bleu(
     precisions = []
     for n in range(1, max_order + 1):
         if reference_text is not None and candidate_text is not None:
-            matches = _matches(_text_ngrams(candidate_text, n), _text_ngrams(reference_text, n))
+            matches = _text_matches(reference_text, candidate_text, n)
         else:
             matches = _matches(_ngrams(tuple(candidate), n), _ngrams(tuple(reference), n))
         total = max(1, len(candidate) - n + 1)
