@@ -124,6 +124,13 @@ def test_retry_after_follows_backlog_and_pace() -> None:
 # --- a real process -----------------------------------------------------------------------------------
 
 
+def _unique_long_report(item: int) -> str:
+    return " ".join(
+        f"Finding {item}-{n}: small left pleural effusion with adjacent atelectasis, no pneumothorax."
+        for n in range(200)
+    )
+
+
 def _sigterm_during_request(service: ServiceProcess, items: list[dict]) -> httpx.Response | BaseException:
     """Send one score request, SIGTERM the service once it is in flight; the response or the failure."""
     outcome: dict[str, httpx.Response | BaseException] = {}
@@ -179,8 +186,11 @@ def test_profile_that_fails_to_load_exits_1_with_the_reason_last(tmp_path: Path)
 def test_drain_timeout_bounds_shutdown_when_work_outlasts_it(tmp_path: Path) -> None:
     """A request longer than UNIRG_DRAIN_TIMEOUT_S is cut so the process ends within its grace period."""
     service = launch_service(tmp_path, env={"UNIRG_DRAIN_TIMEOUT_S": "1"})
-    # About 5 s of scoring on this machine: far longer than the 1 s drain.
-    items = [{"reference": LONG_REPORT, "candidate": LONG_REPORT[::-1]} for _ in range(400)]
+    # Seconds of scoring, far longer than the 1 s drain: every sentence of every item is new, so no
+    # report, sentence or pair the scorers remember is reused.
+    items = [
+        {"reference": report, "candidate": report[::-1]} for report in map(_unique_long_report, range(400))
+    ]
     response = _sigterm_during_request(service, items)
     # Cut, or told to retry elsewhere (503): never a 500, never a wrong reward.
     assert not isinstance(response, httpx.Response) or response.status_code == 503, (

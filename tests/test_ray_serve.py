@@ -65,6 +65,9 @@ def test_every_item_is_scored_when_a_replica_dies_mid_stream(ray_service: str) -
         max_batch_size=4,
         retry=RetryConfig(max_attempts=8, initial_backoff=0.05, max_backoff=0.5),
         failure_policy=FailurePolicy(max_failure_rate=None),
+        # Should the proxy never answer a request that was in flight on the killed replica, the read
+        # timeout sends it to the other one (the default, 300 s, outlasts the join below).
+        timeout=httpx.Timeout(connect=5.0, read=20.0, write=20.0, pool=20.0),
     )
     killed = threading.Event()
     results = []
