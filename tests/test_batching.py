@@ -89,7 +89,7 @@ async def test_items_from_concurrent_callers_share_a_batch_and_run_off_the_loop(
     await batcher.close()
 
 
-async def test_batches_respect_the_token_budget_and_are_length_sorted() -> None:
+async def test_batches_respect_the_token_budget_are_length_sorted_and_the_oldest_runs_first() -> None:
     recorder = Recorder(gate_first=True)
     batcher = DynamicBatcher("t-budget", recorder, cost=len, token_budget=12, max_wait_ms=0, window=64)
     first = await hold_first_batch(batcher, recorder, "z")
@@ -101,9 +101,9 @@ async def test_batches_respect_the_token_budget_and_are_length_sorted() -> None:
     await first
     later = recorder.batches[1:]
     assert sorted([item for batch in later for item in batch]) == sorted(texts)
-    flat = [len(item) for batch in later for item in batch]
-    assert flat == sorted(flat)
+    assert "aaaaaa" in later[0]  # the oldest queued item is in the next batch, whatever its length
     for batch in later:
+        assert [len(item) for item in batch] == sorted(len(item) for item in batch)
         padded = len(batch) * max(len(item) for item in batch)
         assert padded <= 12 or len(batch) == 1  # an item over budget runs alone
     assert ["i" * 20] in later
@@ -306,4 +306,36 @@ async def test_bucketed_batches_hold_one_padded_length_each() -> None:
         ["eeeee", "ffffff"],
         ["ggggggggg"],
     ]
+    await batcher.close()
+
+
+async def test_items_queued_while_a_batch_runs_join_the_next_batch_of_their_length() -> None:
+    """Each batch is formed from what is queued when the worker is free, so an item that arrives while a
+    batch runs joins the waiting items of its padded length instead of running in a batch of its own."""
+    batches: list[list[str]] = []
+    release = threading.Semaphore(0)
+
+    def process(items: list[str]) -> list[str]:
+        batches.append(list(items))
+        assert release.acquire(timeout=10)
+        return [item.upper() for item in items]
+
+    settings = Settings(batch_pad_multiple=4, batch_max_wait_ms=0, batch_token_budget=1000)
+    batcher = batcher_from_settings("t-merge", process, len, settings, bucketed=True)
+
+    async def running(count: int) -> None:
+        await wait_until_async(lambda: len(batches) == count, 10, f"batch {count} running", interval=0.001)
+
+    first = asyncio.create_task(batcher.submit("z" * 12))
+    await running(1)
+    early = asyncio.create_task(batcher.submit_many(["a", "eeeee"]))  # padded lengths 4 and 8
+    await until_queued(batcher, 2)
+    release.release()
+    await running(2)  # the oldest item's length runs first; "eeeee" waits in the queue again
+    late = asyncio.create_task(batcher.submit_many(["ffffff", "bb"]))  # lengths 8 and 4, while it runs
+    await until_queued(batcher, 3)
+    for _ in range(3):
+        release.release()
+    assert await early == ["A", "EEEEE"] and await late == ["FFFFFF", "BB"] and await first == "Z" * 12
+    assert batches == [["z" * 12], ["a"], ["eeeee", "ffffff"], ["bb"]]
     await batcher.close()

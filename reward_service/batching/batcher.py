@@ -6,8 +6,11 @@ token budget (items sorted by length inside a window so padding stays small), an
 ``process`` function in a worker thread of its own, one batch at a time, so the event loop keeps
 serving HTTP while the model computes. Each submitted item gets its own asyncio future.
 
-While a batch runs, new items queue up; the next batch starts as soon as the worker is free. A short
-wait (``max_wait_ms``, may be 0) lets a burst of requests arriving together share the first batch.
+While a batch runs, new items queue up; the next batch starts as soon as the worker is free, and is
+formed anew from everything queued by then: the batch that holds the oldest queued item, so one-item
+requests arriving while a batch runs join the next batch of their length instead of starting smaller
+ones, and no item waits behind later ones. A short wait (``max_wait_ms``, may be 0) lets a burst of
+requests arriving together share the first batch.
 
 Failure isolation: ``process`` returns one result *or exception* per item, and an item whose result
 is an exception fails alone. If ``process`` raises for the whole batch, the batcher retries the items
@@ -76,6 +79,7 @@ class _Entry(Generic[ItemT]):
     item: ItemT
     key: Hashable
     cost: int
+    bucket: Hashable  # None when the batcher does not bucket
 
 
 def padded_length(length: int, multiple: int) -> int:
@@ -193,7 +197,8 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         for item, item_key in zip(items, keys, strict=True):
             waiter, first = self._flights.join(item_key)
             if first:
-                self._queue.append(_Entry(item, item_key, max(1, int(self._cost(item)))))
+                bucket = None if self._bucket is None else self._bucket(item)
+                self._queue.append(_Entry(item, item_key, max(1, int(self._cost(item))), bucket))
             waiters.append(waiter)
         metrics.labelled(metrics.BATCHER_QUEUE_DEPTH, self.name).set(len(self._queue))
         assert self._wakeup is not None
@@ -223,11 +228,17 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                 if self.max_wait > 0:
                     await asyncio.sleep(self.max_wait)  # let a burst of requests join the first batch
                 continue
-            for batch in self._next_batches():
+            batch = self._next_batch()
+            if batch:
                 await self._run_batch(batch)
 
-    def _next_batches(self) -> list[list[_Entry[ItemT]]]:
-        """Take up to ``window`` live entries, sort them by cost and cut them under the budget."""
+    def _next_batch(self) -> list[_Entry[ItemT]]:
+        """The batch holding the oldest live entry; the other entries go back to the queue's front.
+
+        Up to ``window`` live entries are taken; those of the oldest's bucket are sorted by cost and cut
+        under the budget, and the piece holding the oldest entry is the batch. The rest return to the
+        queue in their order, to be batched again with whatever arrives while this batch runs.
+        """
         taken: list[_Entry[ItemT]] = []
         while self._queue and len(taken) < self.window:
             entry = self._queue.popleft()
@@ -235,34 +246,30 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                 taken.append(entry)
             else:
                 self._drop(entry)
+        if not taken:
+            metrics.labelled(metrics.BATCHER_QUEUE_DEPTH, self.name).set(len(self._queue))
+            return []
+        oldest = taken[0]
+        group = sorted(
+            (entry for entry in taken if entry.bucket == oldest.bucket), key=lambda entry: entry.cost
+        )
+        batch: list[_Entry[ItemT]] = []
+        holds_oldest = False
+        for entry in group:
+            # Sorted ascending, so this entry's cost is the padded length of the batch it joins.
+            if batch and (len(batch) + 1) * entry.cost > self.token_budget:
+                if holds_oldest:
+                    break
+                batch = []
+            batch.append(entry)
+            holds_oldest = holds_oldest or entry is oldest
+        chosen = {id(entry) for entry in batch}
+        self._queue.extendleft(reversed([entry for entry in taken if id(entry) not in chosen]))
         metrics.labelled(metrics.BATCHER_QUEUE_DEPTH, self.name).set(len(self._queue))
-        taken.sort(key=lambda entry: entry.cost)
-        groups: dict[Hashable, list[_Entry[ItemT]]] = {}
-        for entry in taken:
-            groups.setdefault(None if self._bucket is None else self._bucket(entry.item), []).append(entry)
-        batches: list[list[_Entry[ItemT]]] = []
-        for group in groups.values():
-            current: list[_Entry[ItemT]] = []
-            for entry in group:
-                # Sorted ascending, so this entry's cost is the padded length of the batch it joins.
-                if current and (len(current) + 1) * entry.cost > self.token_budget:
-                    batches.append(current)
-                    current = []
-                current.append(entry)
-            batches.append(current)
-        return batches
+        return batch
 
     async def _run_batch(self, batch: list[_Entry[ItemT]]) -> None:
         assert self._loop is not None
-        live = []
-        for entry in batch:  # submitters of a later batch may have gone while an earlier one ran
-            if self._flights.live(entry.key):
-                live.append(entry)
-            else:
-                self._drop(entry)
-        batch = live
-        if not batch:
-            return
         items = [entry.item for entry in batch]
         metrics.labelled(metrics.BATCH_SIZE, self.name).observe(len(batch))
         metrics.labelled(metrics.BATCH_TOKENS, self.name).observe(len(batch) * max(e.cost for e in batch))
