@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ from fidelity import (
 )
 
 from reward_service.models.hub import MissingWeightsError
+from reward_service.models.weights import minilm_dir
 from reward_service.scorers import ScoreItem, ScoreResult, scorer_class
 from unirg_testing.encoders import (
     build_bert_encoder,
@@ -85,13 +87,17 @@ async def test_bertscore_equals_bert_score_package(
 def test_encode_sentence_gives_the_ids_of_sent_encode(tiny_models: dict[str, Path], encoder: str) -> None:
     from bert_score.utils import get_tokenizer, sent_encode
 
-    from reward_service.models.tokenization import SpecialTokens
+    from reward_service.models.tokenization import CachedWordIds, SpecialTokens
     from reward_service.scorers.bertscore import encode_sentence
 
     tokenizer = get_tokenizer(str(tiny_models[encoder]), use_fast=False)
     special = SpecialTokens.of(tokenizer)
+    word_ids = CachedWordIds(tokenizer) if CachedWordIds.applies_to(tokenizer) else None
+    assert (word_ids is not None) == (encoder == "encoder")  # the BERT tokenizer has a word cache
     for text in [*CANDIDATES, *TOKENIZER_EDGE_CASES]:
-        assert encode_sentence(tokenizer, special, text) == sent_encode(tokenizer, text), text
+        expected = sent_encode(tokenizer, text)
+        assert encode_sentence(tokenizer, special, text) == expected, text
+        assert encode_sentence(tokenizer, special, text, word_ids) == expected, text
     for ids in ([], [7], [5, 6, 7]):
         assert special.wrap(ids) == tokenizer.build_inputs_with_special_tokens(ids)
 
@@ -198,10 +204,58 @@ def test_chexbert_tokenization_equals_the_original(tiny_models: dict[str, Path])
     from transformers import BertTokenizer
 
     from reward_service.models.chexbert import tokenize_report
+    from reward_service.models.tokenization import CachedWordIds
 
     tokenizer = BertTokenizer.from_pretrained(tiny_models["encoder"])
+    word_ids = CachedWordIds(tokenizer)
     for text in [*REFERENCES, *CANDIDATES, *TOKENIZER_EDGE_CASES]:
-        assert tokenize_report(text, tokenizer) == original_chexbert_ids(tokenizer, text), text
+        expected = original_chexbert_ids(tokenizer, text)
+        assert tokenize_report(text, tokenizer) == expected, text
+        assert tokenize_report(text, tokenizer, word_ids) == expected, text
+
+
+@transformers4_only
+@pytest.mark.parametrize("model", ["tiny", "minilm"])
+def test_cached_word_ids_equal_the_slow_tokenizer_on_any_text(
+    tiny_models: dict[str, Path], shared_reports: dict[str, dict], model: str
+) -> None:
+    from bert_score.utils import get_tokenizer
+
+    from reward_service.models.tokenization import CachedWordIds
+
+    directory = tiny_models["encoder"] if model == "tiny" else minilm_dir()
+    tokenizer = get_tokenizer(str(directory), use_fast=False)
+    word_ids = CachedWordIds(tokenizer)
+    reports = [study["report"] for study in shared_reports.values()]
+    variants = [f(report) for report in reports[:300] for f in (str.upper, _broken_lines, _bracketed)]
+    # Random texts of plain characters, added tokens and long words, each family with one character that
+    # the tokenizer drops or reads otherwise than str.split (so the word cache must not read it).
+    plain = [*"aZ09 .,;:-/()%'\"[]#", "\t", "\n", "\r", "[SEP]", "[MASK]", "effusion", "x" * 101]
+    odd = ["\x0b", "\x0c", "\x1c", "\x1f", "\x7f", "\x00", "\x85", "\u2028", "\u3000", "é", "–", "\ufffd"]
+    rng = random.Random(11)
+    fuzz = [
+        "".join(rng.choice([*plain, extra]) for _ in range(rng.randrange(0, 30)))
+        for extra in ["", *odd]
+        for _ in range(300)
+    ]
+    for text in [*reports, *variants, *TOKENIZER_EDGE_CASES, *fuzz]:
+        assert word_ids(text) == word_ids.tokenizer_ids(text), repr(text)
+    assert word_ids.chunk_ids.cache_info().hits > len(reports)  # reports share words: most were cached
+    # An added token may hold a space, which no word holds: text with one is tokenized whole.
+    tokenizer.add_tokens(["pleural effusion"])
+    word_ids = CachedWordIds(tokenizer)
+    text = "Small left pleural effusion."
+    added = tokenizer.convert_tokens_to_ids("pleural effusion")
+    expected = [*word_ids.tokenizer_ids("Small left"), added, *word_ids.tokenizer_ids(".")]
+    assert word_ids(text) == word_ids.tokenizer_ids(text) == expected
+
+
+def _broken_lines(report: str) -> str:
+    return report.replace(". ", ".\n\t ").replace(",", " ,  ")
+
+
+def _bracketed(report: str) -> str:
+    return report.replace("heart", "[heart]").replace("lungs", "lungs[SEP]", 1)
 
 
 async def test_chexbert_and_semb_share_one_model(tiny_models: dict[str, Path], tmp_path: Path) -> None:

@@ -10,8 +10,11 @@ transformers 4 (the tests compare the two there).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 
@@ -36,3 +39,47 @@ class SpecialTokens:
     def wrap(self, ids: Sequence[int]) -> list[int]:
         """``ids`` with the special tokens around them (``build_inputs_with_special_tokens(ids)``)."""
         return [*self.start, *ids, *self.end]
+
+
+#: Text the word cache reads as the tokenizer does: printable ASCII, tabs and line breaks. The characters
+#: this leaves out are those the tokenizer drops (control characters) or treats otherwise than
+#: ``str.split`` (other whitespace, non-ASCII letters, accents).
+_NOT_PLAIN_ASCII = re.compile(r"[^\t\n\r\x20-\x7e]")
+
+
+class CachedWordIds:
+    """The token ids (no special tokens) a slow BERT WordPiece tokenizer gives a text, word by word.
+
+    transformers 4's pure-Python ``BertTokenizer`` (which bert-score and CheXbert ask for) reads each
+    character in Python: about a millisecond and a half for a report. Its basic tokenizer cuts the text
+    at whitespace before anything else, and every later step (lower-casing, splitting off punctuation,
+    WordPiece) reads one whitespace-separated chunk alone, so on plain ASCII text the ids of a text are
+    its chunks' ids in order; reports repeat their words, so each chunk's ids are kept. Text with other
+    characters, or holding an added token (``[SEP]``), goes to the tokenizer whole.
+    """
+
+    def __init__(self, tokenizer: Any, cache_size: int = 65_536) -> None:
+        self.tokenizer = tokenizer
+        self.added = tuple(str(token) for token in tokenizer.added_tokens_encoder)
+        self.chunk_ids = lru_cache(maxsize=cache_size)(self._chunk_ids)
+
+    @staticmethod
+    def applies_to(tokenizer: Any) -> bool:
+        """Only the slow BERT tokenizer of transformers 4 splits this way first (fast ones are Rust already)."""
+        from transformers import BertTokenizer
+
+        return isinstance(tokenizer, BertTokenizer) and not tokenizer.is_fast
+
+    def tokenizer_ids(self, text: str) -> list[int]:
+        """What the tokenizer itself gives, text whole."""
+        ids = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
+        assert isinstance(ids, list)  # a list of tokens gives a list of ids
+        return ids
+
+    def _chunk_ids(self, chunk: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer_ids(chunk))
+
+    def __call__(self, text: str) -> list[int]:
+        if _NOT_PLAIN_ASCII.search(text) or any(token in text for token in self.added):
+            return self.tokenizer_ids(text)
+        return list(chain.from_iterable(map(self.chunk_ids, text.split())))

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import Field
 
-from reward_service.models.tokenization import SpecialTokens
+from reward_service.models.tokenization import CachedWordIds, SpecialTokens
 from reward_service.models.weights import MINILM_PACKAGE, HubModel, PackagedModel, Weight
 from reward_service.scorers.base import ScoreResult, ScorerOptions
 from reward_service.scorers.model_base import ModelParts, SharedModelScorer
@@ -84,19 +84,27 @@ def baseline_values(path: Path, layer: int) -> torch.Tensor:
     return torch.from_numpy(pd.read_csv(path).iloc[layer].to_numpy().copy())[1:].float()
 
 
-def encode_sentence(tokenizer: Any, special: SpecialTokens, text: str) -> list[int]:
+def encode_sentence(
+    tokenizer: Any, special: SpecialTokens, text: str, word_ids: CachedWordIds | None = None
+) -> list[int]:
     """The token ids ``bert_score.utils.sent_encode`` gives on transformers 4, on transformers 4 and 5.
 
     ``sent_encode`` calls ``build_inputs_with_special_tokens`` for an empty text and passes
     ``add_prefix_space`` per call for GPT-2/RoBERTa tokenizers, neither of which transformers 5
     accepts. A leading space does what ``add_prefix_space`` did (the text is stripped, so the
     slow tokenizers always prefixed one), and the special tokens are read from the tokenizer.
+    ``word_ids`` (for a slow BERT tokenizer) gives the ids between the special tokens from its word cache,
+    truncated from the end as ``encode`` truncates.
     """
     from transformers import GPT2Tokenizer, RobertaTokenizer
 
     text = text.strip()
     if not text:
         return special.wrap([])
+    if word_ids is not None:
+        ids = word_ids(text)
+        room = tokenizer.model_max_length - len(special.start) - len(special.end)
+        return special.wrap(ids[:room] if len(ids) > room else ids)
     if isinstance(tokenizer, GPT2Tokenizer | RobertaTokenizer):
         text = " " + text
     return tokenizer.encode(
@@ -217,9 +225,10 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions, TextEmbedding]):
         idf[tokenizer.sep_token_id] = 0
         idf[tokenizer.cls_token_id] = 0
         special = SpecialTokens.of(tokenizer)
+        word_ids = CachedWordIds(tokenizer) if CachedWordIds.applies_to(tokenizer) else None
         return ModelParts(
             name=f"bertscore:{model_dir.name}:L{layer}",
-            prepare=lambda text: tuple(encode_sentence(tokenizer, special, text)),
+            prepare=lambda text: tuple(encode_sentence(tokenizer, special, text, word_ids)),
             process=partial(
                 _embed, model, tokenizer.pad_token_id, idf, device, self.settings.batch_pad_multiple
             ),

@@ -76,6 +76,7 @@ class _CheXbertScorer(SharedModelScorer[_OptionsT, "CheXbertOutput"]):
         def build() -> ModelParts[tuple[int, ...], CheXbertOutput]:
             from reward_service.models.chexbert import load_chexbert, run_chexbert, tokenize_report
             from reward_service.models.hub import dir_sha256, file_sha256, select_device
+            from reward_service.models.tokenization import CachedWordIds
 
             device = select_device(settings)
             model, tokenizer = load_chexbert(checkpoint, encoder_dir, device)
@@ -85,9 +86,10 @@ class _CheXbertScorer(SharedModelScorer[_OptionsT, "CheXbertOutput"]):
                 "encoder": options.encoder,
                 "encoder_sha256": dir_sha256(encoder_dir),
             }
+            word_ids = CachedWordIds(tokenizer) if CachedWordIds.applies_to(tokenizer) else None
             return ModelParts(
                 name=f"chexbert:{checkpoint.name}",
-                prepare=lambda text: tuple(tokenize_report(text, tokenizer)),
+                prepare=lambda text: tuple(tokenize_report(text, tokenizer, word_ids)),
                 process=lambda batch: run_chexbert(model, batch, device, settings.batch_pad_multiple),
                 cost=len,
                 fingerprint=fingerprint,
