@@ -51,7 +51,7 @@ class CachedWordIds:
     """The token ids (no special tokens) a slow BERT WordPiece tokenizer gives a text, word by word.
 
     transformers 4's pure-Python ``BertTokenizer`` (which bert-score and CheXbert ask for) reads each
-    character in Python: about a millisecond and a half for a report. Its basic tokenizer cuts the text
+    character in Python: about a millisecond for a report. Its basic tokenizer cuts the text
     at whitespace before anything else, and every later step (lower-casing, splitting off punctuation,
     WordPiece) reads one whitespace-separated chunk alone, so on plain ASCII text the ids of a text are
     its chunks' ids in order; reports repeat their words, so each chunk's ids are kept. Text with other
@@ -65,10 +65,15 @@ class CachedWordIds:
 
     @staticmethod
     def applies_to(tokenizer: Any) -> bool:
-        """Only the slow BERT tokenizer of transformers 4 splits this way first (fast ones are Rust already)."""
+        """Only the slow BERT tokenizer of transformers 4 splits this way first (fast ones are Rust already);
+        callers cut the ids from the end, as it truncates by default."""
         from transformers import BertTokenizer
 
-        return isinstance(tokenizer, BertTokenizer) and not tokenizer.is_fast
+        return (
+            isinstance(tokenizer, BertTokenizer)
+            and not tokenizer.is_fast
+            and tokenizer.truncation_side == "right"
+        )
 
     def tokenizer_ids(self, text: str) -> list[int]:
         """What the tokenizer itself gives, text whole."""
