@@ -92,7 +92,7 @@ def test_encode_sentence_gives_the_ids_of_sent_encode(tiny_models: dict[str, Pat
 
     tokenizer = get_tokenizer(str(tiny_models[encoder]), use_fast=False)
     special = SpecialTokens.of(tokenizer)
-    word_ids = CachedWordIds(tokenizer) if CachedWordIds.applies_to(tokenizer) else None
+    word_ids = CachedWordIds.for_tokenizer(tokenizer)
     assert (word_ids is not None) == (encoder == "encoder")  # the BERT tokenizer has a word cache
     for text in [*CANDIDATES, *TOKENIZER_EDGE_CASES]:
         expected = sent_encode(tokenizer, text)

@@ -23,7 +23,7 @@ from torch import nn
 from transformers import BertConfig, BertModel, BertTokenizer
 
 from reward_service.batching import padded_length
-from reward_service.models.tokenization import CachedWordIds
+from reward_service.models.tokenization import CachedWordIds, tokenizer_ids
 from reward_service.text.chexpert import CHEXPERT_OBSERVATIONS
 
 #: The 14 labels in head order: CheXpert's observations.
@@ -101,11 +101,7 @@ def tokenize_report(text: str, tokenizer: BertTokenizer, word_ids: CachedWordIds
     cleaned = _WHITESPACE.sub(" ", text.strip().replace("\n", " ")).strip()
     # CheXbert passes the WordPiece tokens to encode_plus, which only looks them up and adds [CLS]
     # and [SEP]; transformers 5 has no encode_plus, so both steps are spelled out.
-    if word_ids is not None:
-        token_ids = word_ids(cleaned)
-    else:
-        token_ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(cleaned))
-        assert isinstance(token_ids, list)  # a list of tokens gives a list of ids
+    token_ids = word_ids(cleaned) if word_ids is not None else tokenizer_ids(tokenizer, cleaned)
     ids = [tokenizer.cls_token_id, *token_ids, tokenizer.sep_token_id]
     if len(ids) > MAX_TOKENS:
         ids = [*ids[: MAX_TOKENS - 1], tokenizer.sep_token_id]

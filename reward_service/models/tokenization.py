@@ -63,28 +63,30 @@ class CachedWordIds:
         self.added = tuple(str(token) for token in tokenizer.added_tokens_encoder)
         self.chunk_ids = lru_cache(maxsize=cache_size)(self._chunk_ids)
 
-    @staticmethod
-    def applies_to(tokenizer: Any) -> bool:
-        """Only the slow BERT tokenizer of transformers 4 splits this way first (fast ones are Rust already);
-        callers cut the ids from the end, as it truncates by default."""
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any) -> CachedWordIds | None:
+        """A word cache for ``tokenizer`` when it is transformers 4's slow BERT tokenizer truncating from
+        the end (its default, which callers cut as); None for any other (fast ones are Rust already)."""
         from transformers import BertTokenizer
 
-        return (
-            isinstance(tokenizer, BertTokenizer)
-            and not tokenizer.is_fast
-            and tokenizer.truncation_side == "right"
-        )
+        slow_bert = isinstance(tokenizer, BertTokenizer) and not tokenizer.is_fast
+        return cls(tokenizer) if slow_bert and tokenizer.truncation_side == "right" else None
 
     def tokenizer_ids(self, text: str) -> list[int]:
         """What the tokenizer itself gives, text whole."""
-        ids = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
-        assert isinstance(ids, list)  # a list of tokens gives a list of ids
-        return ids
+        return tokenizer_ids(self.tokenizer, text)
 
     def _chunk_ids(self, chunk: str) -> tuple[int, ...]:
-        return tuple(self.tokenizer_ids(chunk))
+        return tuple(tokenizer_ids(self.tokenizer, chunk))
 
     def __call__(self, text: str) -> list[int]:
         if _NOT_PLAIN_ASCII.search(text) or any(token in text for token in self.added):
             return self.tokenizer_ids(text)
         return list(chain.from_iterable(map(self.chunk_ids, text.split())))
+
+
+def tokenizer_ids(tokenizer: Any, text: str) -> list[int]:
+    """The ids of ``tokenizer``'s tokens of ``text``, no special tokens (``tokenize`` then look-up)."""
+    ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
+    assert isinstance(ids, list)  # a list of tokens gives a list of ids
+    return ids

@@ -225,7 +225,7 @@ class BertScoreScorer(SharedModelScorer[BertScoreOptions, TextEmbedding]):
         idf[tokenizer.sep_token_id] = 0
         idf[tokenizer.cls_token_id] = 0
         special = SpecialTokens.of(tokenizer)
-        word_ids = CachedWordIds(tokenizer) if CachedWordIds.applies_to(tokenizer) else None
+        word_ids = CachedWordIds.for_tokenizer(tokenizer)
         return ModelParts(
             name=f"bertscore:{model_dir.name}:L{layer}",
             prepare=lambda text: tuple(encode_sentence(tokenizer, special, text, word_ids)),

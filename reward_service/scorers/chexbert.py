@@ -86,7 +86,7 @@ class _CheXbertScorer(SharedModelScorer[_OptionsT, "CheXbertOutput"]):
                 "encoder": options.encoder,
                 "encoder_sha256": dir_sha256(encoder_dir),
             }
-            word_ids = CachedWordIds(tokenizer) if CachedWordIds.applies_to(tokenizer) else None
+            word_ids = CachedWordIds.for_tokenizer(tokenizer)
             return ModelParts(
                 name=f"chexbert:{checkpoint.name}",
                 prepare=lambda text: tuple(tokenize_report(text, tokenizer, word_ids)),
