@@ -21,10 +21,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reward_service import metrics
-from reward_service.composite import CompositeReward, Profile, combine, load_profile, profile_hash
+from reward_service.composite import (
+    ComponentSpec,
+    CompositeReward,
+    Profile,
+    combine,
+    load_profile,
+    profile_hash,
+)
 from reward_service.errors import NotReady, Overloaded
 from reward_service.heap import freeze_startup_heap, release_startup_heap
-from reward_service.scorers import ScoreItem, Scorer, ScoreResult, describe_exception, scorer_class
+from reward_service.scorers import (
+    ScoreItem,
+    Scorer,
+    ScoreResult,
+    ScorerKind,
+    describe_exception,
+    scorer_class,
+)
 from reward_service.settings import Settings
 from unirg.common.extras import require_extra
 from unirg.common.merging import CallMerger
@@ -45,6 +59,11 @@ class LoadedProfile:
     profile: Profile
     scorers: dict[str, Scorer]
     hash: str
+    #: The profile's components in dependency order (:meth:`Profile.dependency_layers`), worked out once.
+    layers: list[list[ComponentSpec]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.layers = self.profile.dependency_layers()
 
 
 @dataclass(slots=True)
@@ -209,13 +228,8 @@ class RewardEngine:
         started = time.perf_counter()
         results: dict[str, list[ScoreResult]] = {}
         seconds: dict[str, float] = {}
-        for layer in loaded.profile.dependency_layers():
-            outcomes = await asyncio.gather(
-                *(
-                    self._run_component(loaded.scorers[c.component_key], c.component_key, items, results)
-                    for c in layer
-                )
-            )
+        for layer in loaded.layers:
+            outcomes = await self._run_layer(loaded, layer, items, results)
             for component, (component_results, elapsed) in zip(layer, outcomes, strict=True):
                 results[component.component_key] = component_results
                 seconds[component.component_key] = elapsed
@@ -225,6 +239,37 @@ class RewardEngine:
             rewards.append(ItemReward(item, combine(loaded.profile, per_item), per_item))
         metrics.labelled(metrics.ITEMS, loaded.profile.name).inc(len(items))
         return BatchReward(loaded, rewards, seconds, time.perf_counter() - started)
+
+    async def _run_layer(
+        self,
+        loaded: LoadedProfile,
+        layer: list[ComponentSpec],
+        items: Sequence[ScoreItem],
+        done: Mapping[str, Sequence[ScoreResult]],
+    ) -> list[tuple[list[ScoreResult], float]]:
+        """The results and seconds of each component of ``layer``, in its order.
+
+        Model and judge components wait on batchers and endpoints, so they run concurrently; rule
+        components are CPU work, so they run one after another, without a task each.
+        """
+        scorers = [(c.component_key, loaded.scorers[c.component_key]) for c in layer]
+        waiting = [(key, scorer) for key, scorer in scorers if scorer.kind is not ScorerKind.RULE]
+        if not waiting:
+            return [await self._run_component(scorer, key, items, done) for key, scorer in scorers]
+        concurrent = asyncio.gather(
+            *(self._run_component(scorer, key, items, done) for key, scorer in waiting)
+        )
+        try:
+            outcomes = {
+                key: await self._run_component(scorer, key, items, done)
+                for key, scorer in scorers
+                if scorer.kind is ScorerKind.RULE
+            }
+        except BaseException:
+            concurrent.cancel()
+            raise
+        outcomes.update(zip((key for key, _ in waiting), await concurrent, strict=True))
+        return [outcomes[key] for key, _ in scorers]
 
     async def _run_component(
         self,

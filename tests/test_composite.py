@@ -136,6 +136,34 @@ async def test_engine_scores_items_independently_and_in_order(tmp_path: Path) ->
     await engine.close()
 
 
+async def test_a_layer_mixing_rules_and_a_judge_keeps_the_profile_order(tmp_path: Path) -> None:
+    # Rule components run one after another and the judge concurrently with them; the results still
+    # come back in the profile's order, each rule's as if it ran alone.
+    components = [
+        {"name": "rouge_l", "weight": 1},
+        {"name": "judge", "weight": 1, "required": False},
+        {"name": "bleu2", "weight": 1},
+    ]
+    settings = Settings(
+        profile=write_profile(tmp_path, components),
+        judge_base_url="http://127.0.0.1:9/v1",  # nothing listens: the judge fails, the rules do not
+        judge_model="stand-in",
+        judge_retries=0,
+    )
+    engine = RewardEngine(settings)
+    await engine.load_configured()
+    items = [ScoreItem("0", "Heart size is normal. No effusion.", "Heart size normal. Small effusion.")]
+    batch = await engine.score(items)
+    scored = batch.items[0]
+    assert list(scored.components) == ["rouge_l", "judge", "bleu2"]
+    assert list(batch.component_seconds) == ["rouge_l", "judge", "bleu2"]
+    assert scored.components["judge"].error is not None
+    for key, scorer in batch.profile.scorers.items():
+        if key != "judge":
+            assert scored.components[key] == scorer.score_items(items)[0]
+    await engine.close()
+
+
 async def test_engine_shares_one_scorer_between_profiles(tmp_path: Path) -> None:
     first = write_profile(tmp_path, [{"name": "rouge_l", "weight": 1}], "first")
     second = write_profile(
