@@ -38,9 +38,11 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -149,14 +151,46 @@ async def batched(base_url: str, items: list[RewardItem]) -> float:
 SHAPES = {"client": per_sample, "plain": plain_http, "batched": batched}
 
 
-def measure(base_url: str, reports: list[str], count: int, rounds: int) -> dict[str, float]:
-    """Best items/s of each shape over ``rounds`` rounds, the shapes alternating within a round."""
+class Batches(NamedTuple):
+    """The model batches the service ran (summed over its models), from its /metrics."""
+
+    count: float
+    items: float
+    seconds: float
+
+    def __sub__(self, other: object) -> Batches:
+        assert isinstance(other, Batches)
+        return Batches(self.count - other.count, self.items - other.items, self.seconds - other.seconds)
+
+
+def model_batches(base_url: str) -> Batches:
+    sums = {"unirg_batch_size": [0.0, 0.0], "unirg_batch_seconds": [0.0, 0.0]}
+    for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics").text):
+        for sample in family.samples:
+            for name, totals in sums.items():
+                if sample.name == f"{name}_count":
+                    totals[0] += sample.value
+                elif sample.name == f"{name}_sum":
+                    totals[1] += sample.value
+    (count, items), (_, seconds) = sums["unirg_batch_size"], sums["unirg_batch_seconds"]
+    return Batches(count, items, seconds)
+
+
+def measure(
+    base_url: str, reports: list[str], count: int, rounds: int
+) -> tuple[dict[str, float], dict[str, Batches]]:
+    """Best items/s of each shape over ``rounds`` rounds, the shapes alternating within a round, and the
+    model batches of each shape's best round."""
     best = dict.fromkeys(SHAPES, 0.0)
+    batches = {}
     for round_number in range(rounds):
         for index, (shape, run) in enumerate(SHAPES.items()):
             items = fresh_items(reports, count, seed=len(SHAPES) * round_number + index)
-            best[shape] = max(best[shape], count / asyncio.run(run(base_url, items)))
-    return best
+            before = model_batches(base_url)
+            rate = count / asyncio.run(run(base_url, items))
+            if rate > best[shape]:
+                best[shape], batches[shape] = rate, model_batches(base_url) - before
+    return best, batches
 
 
 def bertscore_profile(workdir: Path, name: str, options: dict[str, object]) -> Path:
@@ -213,11 +247,11 @@ def main() -> None:
         for label, profile, count in profiles:
             service = launch_service(workdir, profile, env={"UNIRG_DEVICE": "cpu"}, ready_timeout=300)
             try:
-                best = measure(service.base_url, reports, count, args.rounds)
+                best, batches = measure(service.base_url, reports, count, args.rounds)
             finally:
                 service.stop()
             print(f"{label}: {best}", file=sys.stderr)
-            rows.append((label, count, best))
+            rows.append((label, count, best, batches))
     print(
         f"## One sample per request vs 64-item requests (bench/bench_per_sample.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
     )
@@ -233,12 +267,25 @@ def main() -> None:
         f"batched / client | per-sample, plain HTTP ({CONCURRENCY} connections) | batched / plain HTTP |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, count, best in rows:
+    for label, count, best, _ in rows:
         print(
             f"| {label} | {count} | {best['batched']:,.0f} | {best['client']:,.0f} | {best['batched'] / best['client']:.2f}x | "
             f"{best['plain']:,.0f} | {best['batched'] / best['plain']:.2f}x |"
         )
     print("\nItems per second, best round.")
+    print(
+        "\nModel batches in each shape's best round (every text is embedded, reference and candidate): how "
+        "many, how many texts each held, and how long each took in the model's worker thread."
+    )
+    print("\n| profile | shape | batches | texts per batch | ms per batch |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for label, _, _, batches in rows:
+        for shape, run in batches.items():
+            if run.count:
+                print(
+                    f"| {label} | {shape} | {run.count:,.0f} | {run.items / run.count:.1f} | "
+                    f"{run.seconds / run.count * 1000:.1f} |"
+                )
 
 
 if __name__ == "__main__":
