@@ -115,7 +115,9 @@ def bench_scorers(pairs: list[ScoreItem], rounds: int) -> dict[str, float]:
     return seconds
 
 
-def bench_peers(pairs: list[ScoreItem], rounds: int) -> dict[str, float]:
+def peer_runs(pairs: list[ScoreItem]) -> dict[str, Callable[[], None]]:
+    """The peers scoring every pair: ``fast-bleu`` (BLEU-2) and ``rouge-score`` (ROUGE-L), called the way
+    ReXrank-style evaluation scripts call them, once per pair."""
     from fast_bleu import BLEU
     from rouge_score import rouge_scorer
 
@@ -131,10 +133,11 @@ def bench_peers(pairs: list[ScoreItem], rounds: int) -> dict[str, float]:
         for item in pairs:
             rouge.score(item.reference, item.candidate)
 
-    return {
-        "fast-bleu (BLEU-2)": time_call(fast_bleu_all, rounds),
-        "rouge-score (ROUGE-L)": time_call(rouge_all, rounds),
-    }
+    return {"fast-bleu (BLEU-2)": fast_bleu_all, "rouge-score (ROUGE-L)": rouge_all}
+
+
+def bench_peers(pairs: list[ScoreItem], rounds: int) -> dict[str, float]:
+    return {name: time_call(run, rounds) for name, run in peer_runs(pairs).items()}
 
 
 def bench_http(pairs: list[ScoreItem], requests: int) -> tuple[float, float, list[str]]:

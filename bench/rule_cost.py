@@ -7,6 +7,9 @@ callgrind twice, once with one pass over the pairs and once with three, every pa
 caches and the start-up heap frozen as the service freezes it; half the difference is one pass, free
 of start-up and imports.
 
+The peers, ``fast-bleu`` (BLEU-2) and ``rouge-score`` (ROUGE-L) as bench_rules.py calls them, are
+counted the same way, for the ratio.
+
 Run ``python bench/rule_cost.py [--pairs N] [--shape every-text-new|real|every-sentence-new] [--each]``;
 ``--each`` adds every scorer alone. Needs valgrind (Debian's ``valgrind`` package); about two
 minutes per measurement, two at a time.
@@ -23,17 +26,26 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_rules import DEFAULT_REPORTS, all_new, every_sentence_new, load_pairs, rule_scorers  # noqa: E402
+from bench_rules import (  # noqa: E402
+    DEFAULT_REPORTS,
+    all_new,
+    every_sentence_new,
+    load_pairs,
+    peer_runs,
+    rule_scorers,
+)
 
 from reward_service.heap import freeze_startup_heap  # noqa: E402
 from reward_service.scorers import ScoreItem  # noqa: E402
 from reward_service.text import clear_report_caches  # noqa: E402
 
+PEERS = "peers"  # fast-bleu + rouge-score, as bench_rules.py runs them
 SHAPES = {
     "every-text-new": all_new,
     "real": lambda pairs: pairs,
@@ -46,14 +58,17 @@ def chosen_pairs(reports: Path, shape: str, count: int) -> list[ScoreItem]:
 
 
 def run_passes(reports: Path, shape: str, count: int, names: list[str], passes: int) -> None:
-    """The child's work: the named scorers over the pairs, ``passes`` times from cold caches."""
+    """The child's work: the named scorers (or the peers) over the pairs, ``passes`` times from cold caches."""
     pairs = chosen_pairs(reports, shape, count)
     scorers = [scorer for scorer in rule_scorers() if scorer.name in names]
+    runs = [partial(scorer.score_items, pairs) for scorer in scorers]
+    if names == [PEERS]:
+        runs = list(peer_runs(pairs).values())
     freeze_startup_heap()
     for _ in range(passes):
         clear_report_caches()
-        for scorer in scorers:
-            scorer.score_items(pairs)
+        for run in runs:
+            run()
 
 
 def counted(args: argparse.Namespace, names: list[str], passes: int, workdir: Path) -> int:
@@ -114,7 +129,7 @@ def main() -> None:
     if not args.reports.is_file():
         sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
     names = [scorer.name for scorer in rule_scorers()]
-    sets = [("whole rule-based set", names)]
+    sets = [("whole rule-based set", names), ("peer: fast-bleu + rouge-score together", [PEERS])]
     if args.each:
         sets += [(f"`{name}` alone", [name]) for name in names]
     rows = []
@@ -128,13 +143,17 @@ def main() -> None:
     )
     print(
         f"Machine: {platform.machine()}, Python {platform.python_version()}, valgrind callgrind. {args.pairs} IU X-ray "
-        f"pairs, shape `{args.shape}`, one pass from cold report caches (half of three passes minus one). "
+        f"pairs, shape `{args.shape}`, one pass from cold report caches (half of three passes minus one); the last column is the peers' instructions over the row's (above 1: fewer than the peers). "
         f"Command: `python bench/rule_cost.py --pairs {args.pairs} --shape {args.shape}{' --each' if args.each else ''}`.\n"
     )
-    print("| what | instructions per pair | per pass |")
-    print("| --- | ---: | ---: |")
+    peers = rows[1][1]
+    print("| what | instructions per pair | per pass | vs fast-bleu + rouge-score |")
+    print("| --- | ---: | ---: | ---: |")
     for label, instructions in rows:
-        print(f"| {label} | {instructions / args.pairs / 1e6:.3f} M | {instructions / 1e9:.3f} G |")
+        print(
+            f"| {label} | {instructions / args.pairs / 1e6:.3f} M | {instructions / 1e9:.3f} G | "
+            f"{peers / instructions:.2f}x |"
+        )
 
 
 if __name__ == "__main__":
