@@ -18,21 +18,18 @@ busy shared machine inflates far less than wall time; wall-time figures are prin
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import random
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 
 from bench_rules import load_pairs  # noqa: E402
+from report_set import bench_parser, load_reports, parse_with_reports  # noqa: E402
 
 from reward_service.heap import freeze_startup_heap  # noqa: E402
 from reward_service.scorers import RuleScorer, ScoreItem, scorer_class  # noqa: E402
@@ -54,17 +51,10 @@ def best_seconds(function: Callable[[], None], rounds: int) -> tuple[float, floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="Repetitions per measurement (best is kept).")
-    args = parser.parse_args()
-    if not args.reports.is_file():
-        sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
-    reports = [study["report"] for study in json.loads(args.reports.read_text(encoding="utf-8")).values()]
+    args = parse_with_reports(parser)
+    reports = load_reports(args.reports)
     pairs = load_pairs(args.reports)
     rng = random.Random(1)
     groups = [

@@ -19,7 +19,6 @@ Markdown section to paste into bench/RESULTS.md. The machine may be shared: note
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -39,12 +38,13 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from judge_server import JudgeServer  # noqa: E402
 from live_service import free_port, launch_service  # noqa: E402
+from report_set import bench_parser  # noqa: E402
 
-DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 ITEMS = 64
 
 
-def load_reports(path: Path) -> list[str]:
+def judge_reports(path: Path) -> list[str]:
+    """The reports of ``path`` (distinct texts), or generated ones when it is missing."""
     if path.is_file():
         # Distinct texts only (normal reports repeat), so that every cold pair is really new.
         studies = json.loads(path.read_text(encoding="utf-8")).values()
@@ -111,9 +111,7 @@ def measure(base_url: str, reports: list[str], rounds: int, judge: JudgeServer) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=20, help="cold requests (warm: 5x as many); default 20")
     parser.add_argument(
         "--redis-url",
@@ -127,12 +125,9 @@ def main() -> None:
         default=0.0,
         help="seconds the test judge waits per call (a stand-in LLM)",
     )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports"
-    )
     args = parser.parse_args()
 
-    reports = load_reports(args.reports)
+    reports = judge_reports(args.reports)
     runs: dict[str, dict[str, Any]] = {}
     caches = ([] if args.redis_url == "none" else [("redis", args.redis_url)]) + (
         [] if args.no_memory else [("memory", None)]

@@ -21,9 +21,7 @@ Numbers are checked against the peers' before timings are printed. Run
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import platform
 import resource
@@ -40,6 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))  # unirg_testing: the test-only model builders
 sys.path.insert(0, str(REPO / "bench"))
+
+from report_set import bench_parser, load_reports, parse_with_reports  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -54,7 +55,6 @@ from unirg_testing.encoders import (  # noqa: E402
     minilm_vocab_file,
 )
 
-DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 BERTSCORE_LAYER = 5
 
 
@@ -134,12 +134,7 @@ def run_service(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--rounds", type=int, default=1, help="Timed rounds (256 pairs each, fresh references)."
     )
@@ -150,10 +145,8 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=("bertscore", "chexbert"), help="Measure one model only (default: both)."
     )
-    args = parser.parse_args()
-    if not args.reports.is_file():
-        sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
-    reports = [study["report"] for study in json.loads(args.reports.read_text(encoding="utf-8")).values()]
+    args = parse_with_reports(parser)
+    reports = load_reports(args.reports)
     rounds = workload(reports, args.rounds)
     pairs = sum(len(items) for items in rounds)
     rows, notes = [], []

@@ -26,10 +26,8 @@ Run ``python bench/bench_per_sample.py --help``; it prints a Markdown section fo
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import json
 import os
 import platform
 import random
@@ -47,6 +45,9 @@ from prometheus_client.parser import text_string_to_metric_families
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))  # unirg_testing: the test-only model builders
+
+from report_set import bench_parser, load_reports, parse_with_reports  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -54,7 +55,6 @@ from live_service import launch_service  # noqa: E402
 
 from clients import AsyncRewardClient, ClientConfig, FailurePolicy, RewardItem  # noqa: E402
 
-DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 CONCURRENCY = 64
 BATCH = 64
 
@@ -208,12 +208,7 @@ def tiny_profile(workdir: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--items", type=int, default=1024, help="Pairs per phase (default 1024).")
     parser.add_argument(
         "--rounds", type=int, default=2, help="Alternating rounds; the best is kept (default 2)."
@@ -227,10 +222,8 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=("default", "minilm", "tiny"), help="Measure one profile only (default: all three)."
     )
-    args = parser.parse_args()
-    if not args.reports.is_file():
-        sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
-    reports = [study["report"] for study in json.loads(args.reports.read_text(encoding="utf-8")).values()]
+    args = parse_with_reports(parser)
+    reports = load_reports(args.reports)
     load_start = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -12,7 +12,6 @@ Run: ``python bench/bench_playground.py [--reports PATH] [--requests N]``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -28,8 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_rules import DEFAULT_REPORTS, load_pairs  # noqa: E402
+from bench_rules import load_pairs  # noqa: E402
 from live_service import launch_service  # noqa: E402
+from report_set import bench_parser, parse_with_reports  # noqa: E402
 
 PAGE_REQUESTS = ("/ui/", "/ui/static/playground.js", "/ui/static/playground.css", "/ui/examples")
 
@@ -40,18 +40,11 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--requests", type=int, default=300, help="Timed 64-item requests per service and mode."
     )
-    args = parser.parse_args()
-    if not args.reports.is_file():
-        parser.error(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
+    args = parse_with_reports(parser)
 
     pairs = load_pairs(args.reports)
     batches = [

@@ -18,11 +18,9 @@ bench/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import io
-import json
 import os
 import platform
 import random
@@ -40,6 +38,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))  # unirg_testing: the test-only model builders
+
+from report_set import bench_parser, load_reports, parse_with_reports  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -48,7 +49,6 @@ from live_service import launch_service  # noqa: E402
 from reward_service.scorers import ScoreItem  # noqa: E402
 from unirg_testing.encoders import SIZES  # noqa: E402
 
-DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 REFERENCES, CANDIDATES, REQUESTS = 32, 8, 16
 
 
@@ -158,12 +158,7 @@ def run(model_dir: Path, rounds: list[list[ScoreItem]], workdir: Path) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--size", choices=sorted(SIZES), default="bert-base", help="Encoder size of the random DyGIE."
     )
@@ -175,10 +170,8 @@ def main() -> None:
         type=Path,
         help="Use this directory holding radgraph/ instead of building a random model.",
     )
-    args = parser.parse_args()
-    if not args.reports.is_file():
-        sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
-    reports = [study["report"] for study in json.loads(args.reports.read_text(encoding="utf-8")).values()]
+    args = parse_with_reports(parser)
+    reports = load_reports(args.reports)
     rounds = workload(reports, args.rounds)
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)

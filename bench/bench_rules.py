@@ -14,9 +14,7 @@ paste into bench/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import os
 import platform
 import random
@@ -35,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from live_service import launch_service  # noqa: E402
+from report_set import bench_parser, load_reports, parse_with_reports  # noqa: E402
 
 from reward_service.heap import freeze_startup_heap  # noqa: E402
 from reward_service.scorers import REGISTRY, RuleScorer, ScoreItem, scorer_class  # noqa: E402
@@ -42,12 +41,10 @@ from reward_service.settings import Settings  # noqa: E402
 from reward_service.text import clear_report_caches  # noqa: E402
 from reward_service.text.tokens import rexrank_tokens  # noqa: E402
 
-DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
-
 
 def load_pairs(path: Path) -> list[ScoreItem]:
     """Each study's report against another study's report."""
-    reports = [study["report"] for study in json.loads(path.read_text(encoding="utf-8")).values()]
+    reports = load_reports(path)
     shuffled = reports[:]
     random.Random(0).shuffle(shuffled)
     pairs = zip(reports, shuffled, strict=True)
@@ -165,17 +162,10 @@ def bench_http(pairs: list[ScoreItem], requests: int) -> tuple[float, float, lis
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="Repetitions per measurement (best is kept).")
     parser.add_argument("--requests", type=int, default=200, help="Timed 64-item HTTP requests.")
-    args = parser.parse_args()
-    if not args.reports.is_file():
-        sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
+    args = parse_with_reports(parser)
     pairs = load_pairs(args.reports)
     n = len(pairs)
     rule_scorers()  # imports every scorer module; then, as the service does once its profiles are loaded:

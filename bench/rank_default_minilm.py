@@ -19,16 +19,15 @@ weight ``w`` and scale the profile's weights by ``1 - w``. Ties count half. Run
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import random
 import re
 import sys
 from pathlib import Path
 
+from report_set import bench_parser, load_reports, parse_with_reports
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_REPORTS = REPO.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 
 PARAPHRASES = (
     (r"\bno acute cardiopulmonary (abnormality|disease|process)\b", "no acute cardiopulmonary findings"),
@@ -125,21 +124,14 @@ def accuracy(rewards: list[float], n: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--profile", default="default", help="Profile to extend (name or YAML path).")
     parser.add_argument("--weights", default="0.1,0.2,0.3,0.5", help="BERTScore weights to try.")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse_with_reports(parser)
     from reward_service.composite import TRANSFORMS, load_profile
 
-    reports = [
-        s["report"] for s in json.loads(args.reports.read_text(encoding="utf-8")).values() if s["report"]
-    ]
+    reports = [report for report in load_reports(args.reports) if report]
     negation, findings = build_tests(reports, args.seed)
     profile = load_profile(args.profile)
     print(f"profile {profile.name!r}; {len(negation)} negation triples, {len(findings)} findings triples")

@@ -20,8 +20,6 @@ Run ``python bench/request_cost.py [--profile default|tiny] [--items N] [--round
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import shutil
@@ -38,8 +36,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_per_sample import BATCH, DEFAULT_REPORTS, fresh_items, tiny_profile  # noqa: E402
+from bench_per_sample import BATCH, fresh_items, tiny_profile  # noqa: E402
 from live_service import free_port  # noqa: E402
+from report_set import bench_parser, load_reports, parse_with_reports  # noqa: E402
 
 from clients import RewardItem  # noqa: E402
 
@@ -119,12 +118,7 @@ class CountedService:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--profile",
         choices=("default", "tiny"),
@@ -135,12 +129,10 @@ def main() -> None:
         "--items", type=int, default=128, help="Items per phase (default 128, a multiple of 64)."
     )
     parser.add_argument("--rounds", type=int, default=2, help="Rounds of the two phases (default 2).")
-    args = parser.parse_args()
+    args = parse_with_reports(parser)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
-    if not args.reports.is_file():
-        sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
-    reports = [study["report"] for study in json.loads(args.reports.read_text(encoding="utf-8")).values()]
+    reports = load_reports(args.reports)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)

@@ -33,13 +33,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_rules import (  # noqa: E402
-    DEFAULT_REPORTS,
     all_new,
     every_sentence_new,
     load_pairs,
     peer_runs,
     rule_scorers,
 )
+from report_set import bench_parser, parse_with_reports  # noqa: E402
 
 from reward_service.heap import freeze_startup_heap  # noqa: E402
 from reward_service.scorers import ScoreItem  # noqa: E402
@@ -106,12 +106,7 @@ def per_pass(args: argparse.Namespace, names: list[str], workdir: Path) -> float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--shape", choices=sorted(SHAPES), default="every-text-new", help="Which pairs (bench_rules' rows)."
     )
@@ -120,14 +115,12 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--passes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--scorers", default="", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_with_reports(parser)
     if args.child:
         run_passes(args.reports, args.shape, args.pairs, args.scorers.split(","), args.passes)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
-    if not args.reports.is_file():
-        sys.exit(f"{args.reports} not found: pass --reports with a ReXrank-layout JSON file")
     names = [scorer.name for scorer in rule_scorers()]
     sets = [("whole rule-based set", names), ("peer: fast-bleu + rouge-score together", [PEERS])]
     if args.each:
