@@ -254,8 +254,7 @@ class RewardEngine:
         """
         scorers = [(c.component_key, loaded.scorers[c.component_key]) for c in layer]
         waiting = [(key, scorer) for key, scorer in scorers if scorer.kind is not ScorerKind.RULE]
-        if not waiting:
-            return [await self._run_component(scorer, key, items, done) for key, scorer in scorers]
+        # Started first; with no such component, an already finished gather of nothing.
         concurrent = asyncio.gather(
             *(self._run_component(scorer, key, items, done) for key, scorer in waiting)
         )
