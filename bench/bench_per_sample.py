@@ -34,6 +34,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -160,20 +161,17 @@ class Batches(NamedTuple):
 
     def __sub__(self, other: object) -> Batches:
         assert isinstance(other, Batches)
-        return Batches(self.count - other.count, self.items - other.items, self.seconds - other.seconds)
+        return Batches(*(mine - theirs for mine, theirs in zip(self, other, strict=True)))
 
 
 def model_batches(base_url: str) -> Batches:
-    sums = {"unirg_batch_size": [0.0, 0.0], "unirg_batch_seconds": [0.0, 0.0]}
+    totals: Counter[str] = Counter()
     for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics").text):
         for sample in family.samples:
-            for name, totals in sums.items():
-                if sample.name == f"{name}_count":
-                    totals[0] += sample.value
-                elif sample.name == f"{name}_sum":
-                    totals[1] += sample.value
-    (count, items), (_, seconds) = sums["unirg_batch_size"], sums["unirg_batch_seconds"]
-    return Batches(count, items, seconds)
+            totals[sample.name] += sample.value
+    return Batches(
+        totals["unirg_batch_size_count"], totals["unirg_batch_size_sum"], totals["unirg_batch_seconds_sum"]
+    )
 
 
 def measure(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-DEFAULT_REPORTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "rexrank_iuxray_test.json"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' helpers
+
+from live_service import SHARED_REPORTS
 
 
 def bench_parser(description: str | None) -> argparse.ArgumentParser:
@@ -15,7 +18,7 @@ def bench_parser(description: str | None) -> argparse.ArgumentParser:
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--reports", type=Path, default=DEFAULT_REPORTS, help="ReXrank-layout JSON of reports."
+        "--reports", type=Path, default=SHARED_REPORTS, help="ReXrank-layout JSON of reports."
     )
     return parser
 

@@ -20,14 +20,10 @@ Run ``python bench/request_cost.py [--profile default|tiny] [--items N] [--round
 
 from __future__ import annotations
 
-import os
 import platform
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_per_sample import BATCH, fresh_items, tiny_profile  # noqa: E402
-from live_service import free_port  # noqa: E402
+from callgrind import require_valgrind, total_instructions  # noqa: E402
+from live_service import launch_service  # noqa: E402
 from report_set import bench_parser, load_reports, parse_with_reports  # noqa: E402
 
 from clients import RewardItem  # noqa: E402
@@ -47,41 +44,22 @@ class CountedService:
     """``unirg serve`` under callgrind, counting only while a phase runs."""
 
     def __init__(self, profile: str, workdir: Path) -> None:
-        self.port = free_port()
         self.output = workdir / "callgrind.out"
-        command = [
+        counting = [
             "valgrind",
             "--tool=callgrind",
             "--instr-atstart=no",
             f"--callgrind-out-file={self.output}",
-            sys.executable,
-            "-m",
-            "unirg",
-            "serve",
-            "--port",
-            str(self.port),
-            "--profile",
-            profile,
         ]
-        env = {**os.environ, "UNIRG_LOG_LEVEL": "warning", "UNIRG_DEVICE": "cpu", "PYTHONHASHSEED": "0"}
-        self.log = (workdir / "service.log").open("w")
-        self.process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        self.service = launch_service(
+            workdir,
+            profile,
+            env={"UNIRG_DEVICE": "cpu", "PYTHONHASHSEED": "0"},
+            ready_timeout=900,
+            wrapper=counting,
         )
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.client = httpx.Client(base_url=self.base_url, timeout=600)
+        self.client = httpx.Client(base_url=self.service.base_url, timeout=600)
         self.dumps = 0
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the service exited: see {workdir / 'service.log'}")
-            try:
-                if self.client.get("/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise SystemExit("the service did not become ready under valgrind in 15 minutes")
 
     def score(self, items: list[RewardItem], per_request: int) -> None:
         for start in range(0, len(items), per_request):
@@ -98,23 +76,15 @@ class CountedService:
         self._control("--dump")
         self._control("--instr=off")
         self.dumps += 1
-        dump = Path(f"{self.output}.{self.dumps}")
-        for line in dump.read_text().splitlines():
-            if line.startswith("totals:"):  # "summary:" is wrong once counting was switched off and on
-                return int(line.split()[1])
-        raise SystemExit(f"no instruction total in {dump}")
+        return total_instructions(Path(f"{self.output}.{self.dumps}"))
 
     def _control(self, option: str) -> None:
-        subprocess.run(["callgrind_control", option, str(self.process.pid)], check=True, capture_output=True)
+        pid = str(self.service.process.pid)
+        subprocess.run(["callgrind_control", option, pid], check=True, capture_output=True)
 
     def stop(self) -> None:
         self.client.close()
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+        self.service.stop()
 
 
 def main() -> None:
@@ -130,8 +100,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=2, help="Rounds of the two phases (default 2).")
     args = parse_with_reports(parser)
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    require_valgrind()
     reports = load_reports(args.reports)
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from bench_rules import (  # noqa: E402
     peer_runs,
     rule_scorers,
 )
+from callgrind import require_valgrind, total_instructions  # noqa: E402
 from report_set import bench_parser, parse_with_reports  # noqa: E402
 
 from reward_service.heap import freeze_startup_heap  # noqa: E402
@@ -93,10 +93,7 @@ def counted(args: argparse.Namespace, names: list[str], passes: int, workdir: Pa
         ",".join(names),
     ]
     subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-    for line in output.read_text().splitlines():
-        if line.startswith("totals:"):
-            return int(line.split()[1])
-    raise SystemExit(f"no instruction total in {output}")
+    return total_instructions(output)
 
 
 def per_pass(args: argparse.Namespace, names: list[str], workdir: Path) -> float:
@@ -119,8 +116,7 @@ def main() -> None:
     if args.child:
         run_passes(args.reports, args.shape, args.pairs, args.scorers.split(","), args.passes)
         return
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    require_valgrind()
     names = [scorer.name for scorer in rule_scorers()]
     sets = [("whole rule-based set", names), ("peer: fast-bleu + rouge-score together", [PEERS])]
     if args.each:

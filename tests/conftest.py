@@ -17,11 +17,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from flaky_server import FlakyServer, flaky_server
 from hub_cache import build_stage1_cache
 from in_process import InProcessService, start_in_process
-from live_service import REPO_ROOT, ServiceProcess, free_port, launch_service
+from live_service import SHARED_REPORTS, ServiceProcess, free_port, launch_service
 
-SHARED_REPORTS = REPO_ROOT.parent / "shared" / "data" / "rexrank_iuxray_test.json"
-
-__all__ = ["ServiceProcess", "free_port", "launch_service"]
+__all__ = ["SHARED_REPORTS", "ServiceProcess", "free_port", "launch_service"]
 
 
 @pytest.fixture

@@ -80,13 +80,15 @@ def launch_service(
     ready_timeout: float = 120.0,
     wait_ready: bool = True,
     python: str = sys.executable,
+    wrapper: Sequence[str] = (),
 ) -> ServiceProcess:
     """Start ``unirg serve`` on a free port; by default wait until ``/readyz`` says ready.
 
     ``python`` is the interpreter whose environment runs the service (another venv's, for tests that
-    run where the service's dependencies are not installed)."""
+    run where the service's dependencies are not installed); ``wrapper`` a command that runs it (valgrind,
+    for the instruction-counting benches)."""
     port = free_port()
-    command = [python, "-m", "unirg", "serve", "--port", str(port), "--profile", profile]
+    command = [*wrapper, python, "-m", "unirg", "serve", "--port", str(port), "--profile", profile]
     for extra in extra_profiles:
         command += ["--extra-profile", extra]
     log_path = log_dir / f"service-{port}.log"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live_service import REPO_ROOT, ServiceProcess, launch_service
+from live_service import REPO_ROOT, SHARED_REPORTS, ServiceProcess, launch_service
 from prometheus_client.parser import text_string_to_metric_families
 
 from trainer.config import ConfigError, load_config
@@ -27,7 +27,6 @@ from unirg_testing.qwen2 import build_word_tokenizer, save_tiny_qwen2, save_tiny
 pytest.importorskip("trl")
 
 CONFIGS = REPO_ROOT / "trainer" / "configs"
-SHARED_REPORTS = REPO_ROOT.parent / "shared" / "data" / "rexrank_iuxray_test.json"
 # Small enough for a CPU step in about a second: 2 prompts x 4 generations of at most 16 tokens.
 TINY_GRPO = {
     "max_steps": 2,
