@@ -118,6 +118,18 @@ POSITION_CASES: list[tuple[str, str, set[Error]]] = [
         "Right PICC with tip in the SVC. ET tube 4 cm above the carina.",
         {("a", "endotracheal_tube", None, True)},
     ),
+    # A position named instead of measured, or a recommendation to move the device, is a malposition too.
+    (
+        "NG tube tip in the stomach.",
+        "NG tube tip in the distal esophagus, recommend advancing.",
+        {("a", "device_malposition", None, True)},
+    ),
+    ("The enteric tube terminates in the esophagus.", "NG tube tip in the distal esophagus.", set()),
+    (
+        "Right PICC line tip in the lower superior vena cava.",
+        "Right PICC line coiled in the right internal jugular vein, recommend repositioning.",
+        {("a", "device_malposition", None, True)},
+    ),
 ]
 
 LOCATION_CASES: list[tuple[str, str, set[Error]]] = [
@@ -126,6 +138,22 @@ LOCATION_CASES: list[tuple[str, str, set[Error]]] = [
         "Right upper lobe consolidation.",
         "Right lower lobe consolidation.",
         {("c", "airspace", "location", True)},
+    ),
+    # The direction of a mediastinal shift is its side, however it is worded.
+    (
+        "Large right pneumothorax with leftward mediastinal shift.",
+        "Large right-sided pneumothorax with shift of the mediastinum to the left.",
+        set(),
+    ),
+    (
+        "Large left pleural effusion with rightward mediastinal shift.",
+        "Large left pleural effusion with mediastinal shift to the left.",
+        {("c", "mediastinal_shift", "location", True)},
+    ),
+    (
+        "Large right pneumothorax with leftward mediastinal shift.",
+        "Large right pneumothorax.",
+        {("b", "mediastinal_shift", None, True)},
     ),
     (
         "Right upper lobe consolidation.",
