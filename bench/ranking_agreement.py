@@ -145,8 +145,10 @@ def main() -> None:
     args = parser.parse_args()
     cases = yaml.safe_load(args.cases.read_text(encoding="utf-8"))["cases"]
     counted = yaml.safe_load(args.error_cases.read_text(encoding="utf-8"))["cases"]
-    ranked_rewards = asyncio.run(_score_groups(_ranked_groups(cases)))
-    counted_rewards = asyncio.run(_score_groups(_counted_groups(counted)))
+    # One engine scores both sets (its profiles and models load once); each reward's groups are then split.
+    rewards = asyncio.run(_score_groups(_ranked_groups(cases) + _counted_groups(counted)))
+    ranked_rewards = {name: per_group[: len(cases)] for name, per_group in rewards.items()}
+    counted_rewards = {name: per_group[len(cases) :] for name, per_group in rewards.items()}
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"## Ranking agreement on hand-ranked cases (bench/ranking_agreement.py, {now})\n")
     print(
